@@ -1,0 +1,66 @@
+"""Stable numeric audit event codes, grouped by area. Numbers are never reused or renumbered:
+stored events and external tooling refer to them.
+
+1xx intake, 2xx triage, 3xx decisions, 4xx reads and exports, 5xx accounts, settings and keys.
+"""
+
+from enum import IntEnum
+
+
+class EventCode(IntEnum):
+    # 1xx intake
+    CASE_REGISTERED = 101
+    CASE_UPDATED = 102
+    DRAFT_SAVED = 103
+    DUPLICATE_LINKED = 104
+    DUPLICATE_CONFIRMED_NEW = 105
+    BULK_IMPORT = 106
+    # 2xx triage
+    CASE_TRIAGED = 201
+    TRACK_CHANGED = 202
+    TRACK_OVERRIDDEN = 203
+    TRACK_OVERRIDE_WITHDRAWN = 204
+    CASE_ASSIGNED = 205
+    RULESET_ACTIVATED = 206
+    REFERENCE_DATA_CHANGED = 207
+    # 3xx decisions
+    CASE_TRANSITION = 301
+    INTERVIEW_SCHEDULED = 302
+    INTERVIEW_RECORDED = 303
+    DECISION_DRAFTED = 304
+    DECISION_RETURNED = 305
+    DECISION_APPROVED = 306
+    DECISION_ISSUED = 307
+    DECISION_NOTIFIED = 308
+    APPEAL_LODGED = 309
+    APPEAL_DECIDED = 310
+    DECISION_SUBMITTED = 311
+    DECISION_CORRECTION_STARTED = 312
+    # 4xx reads and exports
+    RECORD_VIEWED = 401
+    SEARCH_PERFORMED = 402
+    SEARCH_RESULT_OPENED = 403
+    DATA_EXPORTED = 404
+    DOCUMENT_PRINTED = 405
+    AUDIT_VIEWED = 406
+    ACCESS_DENIED = 407
+    REPORT_EXPORTED = 408
+    # 5xx accounts, settings and keys
+    LOGIN_SUCCEEDED = 501
+    LOGIN_FAILED = 502
+    MFA_FAILED = 503
+    LOGOUT = 504
+    USER_CREATED = 505
+    USER_ROLE_CHANGED = 506
+    USER_DEACTIVATED = 507
+    USER_REACTIVATED = 508
+    PASSWORD_CHANGED = 509
+    MFA_ENROLLED = 510
+    RECOVERY_CODE_USED = 511
+    SETTINGS_CHANGED = 512
+    KEY_CREATED = 513
+    KEYS_ROTATED = 514
+    AUDIT_CHECKPOINT_WRITTEN = 515
+    MFA_RESET = 516
+    LOGIN_THROTTLED = 517
+    USER_OFFICE_CHANGED = 518

@@ -1,0 +1,594 @@
+"""Registration services: register a claim (with its duplicate check), save drafts, search, open
+and edit cases. Each public function owns its transaction: it validates, changes the domain,
+records the audit event in the same transaction and commits once. Actors come in as
+``acting_user``; nothing here reads the request.
+
+Office scope: a user sees and edits the cases of their own office only. A case of another
+office answers exactly like a missing one (CaseNotFound), and the refusal is audited.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import crypto
+from app.audit.codes import EventCode
+from app.audit.services import record, record_and_commit
+from app.auth.models import Office
+from app.auth.permissions import Permission
+from app.extensions import db
+from app.intake import matching
+from app.intake.models import (S3_PERSON_SECTIONS, Case, DocumentNumberIndex, Person, PersonMatchKey,
+                               RegistrationDraft)
+from app.intake.schemas import (LATE_REGISTRATION_DAYS, PersonInput, RegistrationInput, ValidationError,
+                                age_on, error_messages, parse_registration)
+
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+SPECIAL_NEEDS_ASSESSMENT_DAYS = 30  # RCD Art 25: within 30 days of the application being made
+REPRESENTATIVE_WORKING_DAYS = 15  # APR Art 23: representative for an unaccompanied minor
+MAX_CANDIDATES_PER_PERSON = 5
+MAX_CANDIDATES_LOOKED_UP = 200  # decrypted and scored; bounded so a common name stays cheap
+# Purposes of the blind indexes (each gets its own HKDF-derived key).
+BIDX_FAMILY_NAME = "person.family_name"
+BIDX_GIVEN_NAMES = "person.given_names"
+BIDX_DATE_OF_BIRTH = "person.date_of_birth"
+BIDX_DOCUMENT_NUMBER = "document.number"
+BIDX_MATCH_KEY = "person.match_key"
+
+
+class IntakeError(Exception):
+    """Base class of refusals the user can act on."""
+
+
+class RegistrationInvalid(IntakeError):
+    """The input breaks registration rules; ``errors`` maps dotted field paths to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("registration refused: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    person_id: str
+    case_reference: str
+    office_code: str
+    family_name: str
+    given_names: str
+    date_of_birth: str | None
+    nationalities: tuple[str, ...]
+    score: float
+    reasons: tuple[str, ...]
+
+
+class PossibleDuplicates(IntakeError):
+    """Some people may already be registered; the officer must decide for each (link or new)."""
+
+    def __init__(self, candidates: dict[int, list[DuplicateCandidate]]):
+        super().__init__(f"possible duplicates for {len(candidates)} person(s)")
+        self.candidates = candidates
+
+
+class CaseNotFound(IntakeError):
+    """No such case, or not one this user may see (the two are indistinguishable on purpose)."""
+
+
+class EditConflict(IntakeError):
+    """Someone saved the record after this user opened it; nothing was overwritten."""
+
+    def __init__(self, current: dict, submitted: dict, current_version: int):
+        super().__init__("edit conflict")
+        self.current = current
+        self.submitted = submitted
+        self.current_version = current_version
+
+
+@dataclass
+class RegistrationResult:
+    case: Case
+    flags: list[str] = field(default_factory=list)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def add_working_days(start: date, days: int) -> date:
+    """``days`` working days after ``start`` (weekends skipped; public holidays are not known)."""
+    current = start
+    while days:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
+def _new_reference(office: Office, registered_on: date) -> str:
+    """Human-readable and unique, derived from nothing about the person: office, year, and six
+    random characters (about a billion per office and year). Checked against existing ones."""
+    while True:
+        suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+        reference = f"{office.code}-{registered_on.year}-{suffix}"
+        if db.session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+            return reference
+
+
+def _age_group(age: int | None) -> str:
+    """Eurostat's age groups for asylum statistics."""
+    if age is None:
+        return "UNK"
+    for limit, label in ((14, "Y_LT14"), (18, "Y14-17"), (35, "Y18-34"), (65, "Y35-64")):
+        if age < limit:
+            return label
+    return "Y_GE65"
+
+
+def identity_for_matching(person: PersonInput | dict, nationality: str | None) -> matching.Identity:
+    """The identity fields duplicate detection compares, from input or a decrypted record."""
+    if isinstance(person, PersonInput):
+        identity, birth = person.identity.model_dump(), person.birth.model_dump(mode="json")
+    else:
+        identity, birth = person["identity"], person["birth"]
+    dob = birth.get("date_of_birth")
+    return matching.Identity(
+        family_name=identity.get("family_name") or "",
+        given_names=identity.get("given_names") or "",
+        aliases=tuple(identity.get("aliases") or ()),
+        original_script_name=identity.get("original_script_name"),
+        date_of_birth=date.fromisoformat(dob) if isinstance(dob, str) else dob,
+        dob_precision=birth.get("precision") or "day",
+        dob_estimated=bool(birth.get("estimated")),
+        nationality=nationality,
+    )
+
+
+def _person_nationality(person: PersonInput) -> str | None:
+    nat = person.nationality
+    return nat.nationalities[0] if nat.nationalities else nat.former_habitual_residence
+
+
+def _match_key_tokens(identity: matching.Identity) -> list[bytes]:
+    return sorted({crypto.blind_index(key, BIDX_MATCH_KEY, normalise=False) for key in matching.match_keys(identity)})
+
+
+def find_duplicate_candidates(person: PersonInput, *, exclude_case_id: str | None = None) -> list[DuplicateCandidate]:
+    """People already registered who may be ``person``: looked up through blind-indexed match
+    keys (never by decrypting the table); only the few candidates found are decrypted and scored."""
+    probe = identity_for_matching(person, _person_nationality(person))
+    tokens = _match_key_tokens(probe)
+    if not tokens:
+        return []
+    # People sharing the most keys first, so a common name cannot push the real duplicate out
+    # of the capped candidate list.
+    shared = func.count().label("shared")
+    ranked_ids = (select(PersonMatchKey.person_id, shared).where(PersonMatchKey.key.in_(tokens))
+                  .group_by(PersonMatchKey.person_id).order_by(shared.desc()).limit(MAX_CANDIDATES_LOOKED_UP))
+    query = select(Person).where(Person.id.in_(select(ranked_ids.subquery().c.person_id)))
+    if exclude_case_id:
+        query = query.where(Person.case_id != exclude_case_id)
+    found = db.session.scalars(query).all()
+    by_id = {p.id: p for p in found}
+    identities = [(p.id, identity_for_matching({"identity": p.identity or {}, "birth": p.birth or {}},
+                                               (p.nationalities or [p.former_habitual_residence])[0]))
+                  for p in found]
+    ranked = [(pid, result) for pid, result in matching.rank_candidates(probe, identities)
+              if result.is_likely_duplicate]
+    candidates = []
+    for person_id, result in ranked[:MAX_CANDIDATES_PER_PERSON]:
+        existing = by_id[person_id]
+        candidates.append(DuplicateCandidate(
+            person_id=person_id, case_reference=existing.case.reference,
+            office_code=db.session.get(Office, existing.case.office_id).code,
+            family_name=existing.identity.get("family_name", ""), given_names=existing.identity.get("given_names", ""),
+            date_of_birth=(existing.birth or {}).get("date_of_birth"),
+            nationalities=tuple(existing.nationalities or ()), score=round(result.score, 3),
+            reasons=tuple(result.reasons)))
+    return candidates
+
+
+def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None) -> Person:
+    dumped = data.model_dump(mode="json")
+    birth = data.birth.date_of_birth
+    age = age_on(birth, made_on) if birth else None
+    person = Person(case=case, position=position, is_principal=data.principal,
+                    nationalities=list(data.nationality.nationalities), stateless=data.nationality.stateless,
+                    former_habitual_residence=data.nationality.former_habitual_residence,
+                    stat_sex=data.birth.sex, stat_age_group=_age_group(age),
+                    minor_at_application=bool((age is not None and age < 18) or data.family.unaccompanied_minor),
+                    linked_person_id=linked_person_id)
+    db.session.add(person)  # SQLAlchemy 2.0 no longer cascades a new object into the session via a backref
+    person.relationship_to_principal = {"relationship": data.relationship} if data.relationship else None
+    for section in ("identity", "birth", "language", "contact", "history", "family",
+                    "biometrics", "special_needs", "claim", "security"):
+        setattr(person, section, dumped[section])
+    person.documents = dumped["documents"]
+    _index_person(person, data)
+    return person
+
+
+def _index_person(person: Person, data: PersonInput) -> None:
+    """(Re)compute the blind indexes and match keys of a person from its plaintext input."""
+    person.family_name_bidx = crypto.blind_index(data.identity.family_name, BIDX_FAMILY_NAME)
+    person.given_names_bidx = crypto.blind_index(data.identity.given_names, BIDX_GIVEN_NAMES)
+    dob = data.birth.date_of_birth
+    person.date_of_birth_bidx = crypto.blind_index(dob.isoformat(), BIDX_DATE_OF_BIRTH) if dob else None
+    db.session.flush()  # the person row must exist before its key rows
+    db.session.execute(PersonMatchKey.__table__.delete().where(PersonMatchKey.person_id == person.id))
+    db.session.execute(DocumentNumberIndex.__table__.delete().where(DocumentNumberIndex.person_id == person.id))
+    for token in _match_key_tokens(identity_for_matching(data, _person_nationality(data))):
+        db.session.add(PersonMatchKey(person_id=person.id, key=token))
+    numbers = {normalise_document_number(d.number) for d in data.documents if d.number}
+    for number in sorted(n for n in numbers if n):
+        db.session.add(DocumentNumberIndex(person_id=person.id,
+                                           number_bidx=crypto.blind_index(number, BIDX_DOCUMENT_NUMBER,
+                                                                          normalise=False)))
+
+
+def normalise_document_number(number: str) -> str:
+    return "".join(ch for ch in number.upper() if ch.isalnum())
+
+
+def registration_flags(data: RegistrationInput) -> list[str]:
+    """What the officer and supervisors must see, but that does not block registration."""
+    flags = []
+    if (data.registered_on - data.made_on).days > LATE_REGISTRATION_DAYS:
+        flags.append("late_registration")
+    for person in data.persons:
+        if person.family.unaccompanied_minor and not person.family.representative_name:
+            flags.append("unaccompanied_minor_without_representative")
+        if person.special_needs.vulnerabilities or person.special_needs.special_procedural_guarantees_needed:
+            flags.append("special_needs")
+    return sorted(set(flags))
+
+
+# -- registration ----------------------------------------------------------------------------------
+
+def validate_registration(payload: dict) -> RegistrationInput:
+    """Parse and check a registration payload; RegistrationInvalid lists every failure."""
+    from flask_babel import gettext
+
+    try:
+        return parse_registration(payload)
+    except ValidationError as exc:
+        raise RegistrationInvalid(error_messages(exc, gettext)) from None
+
+
+def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int, str] | None = None,
+                   draft_id: str | None = None, legacy_id: str | None = None) -> RegistrationResult:
+    """Register a claim: validate everything, check every person for duplicates, store the case
+    with encrypted sections, blind indexes and match keys, run triage, audit, commit once.
+
+    ``duplicate_decisions`` maps a person's position to ``"new"`` (the officer confirms a new
+    person) or the id of the existing person to link. Without a decision for a person who has
+    candidates, PossibleDuplicates is raised and nothing is saved. A completed draft is deleted
+    in the same transaction. ``legacy_id`` (bulk import) is kept in the audit event.
+    """
+    if not acting_user.can(Permission.CASE_REGISTER):
+        raise PermissionError("registration needs the case.register permission")
+    data = validate_registration(payload)
+    decisions = duplicate_decisions or {}
+    undecided: dict[int, list[DuplicateCandidate]] = {}
+    for position, person in enumerate(data.persons):
+        if position in decisions:
+            continue
+        candidates = find_duplicate_candidates(person)
+        if candidates:
+            undecided[position] = candidates
+    if undecided:
+        db.session.rollback()
+        raise PossibleDuplicates(undecided)
+    for position, decision in decisions.items():
+        if not 0 <= position < len(data.persons):
+            raise RegistrationInvalid({"persons": ["A duplicate decision names a person not in this registration."]})
+        # Only one of the candidates found may be linked: never an arbitrary person id.
+        found = {c.person_id for c in find_duplicate_candidates(data.persons[position])} if decision != "new" else ()
+        if decision != "new" and decision not in found:
+            raise RegistrationInvalid({f"persons.{position}": [
+                "The person chosen as a duplicate is not one of the candidates found (or no longer exists)."]})
+
+    office = db.session.get(Office, acting_user.office_id)
+    case = Case(reference=_new_reference(office, data.registered_on), office_id=office.id,
+                made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
+                lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging,
+                received_by_id=acting_user.id)
+    _apply_case_fields(case, data)
+    db.session.add(case)
+    for position, person in enumerate(data.persons):
+        linked = decisions.get(position)
+        _store_person(case, position, person, data.made_on, None if linked in (None, "new") else linked)
+    flags = registration_flags(data)
+    record(EventCode.CASE_REGISTERED, actor=acting_user, subject=("case", case.id),
+           details={"reference": case.reference, "persons": len(data.persons), "flags": flags,
+                    **({"legacy_id": legacy_id} if legacy_id else {})})
+    for position, decision in sorted(decisions.items()):
+        record(EventCode.DUPLICATE_CONFIRMED_NEW if decision == "new" else EventCode.DUPLICATE_LINKED,
+               actor=acting_user, subject=("case", case.id),
+               details={"person_position": position, "linked_person_id": None if decision == "new" else decision})
+    if draft_id:
+        draft = db.session.get(RegistrationDraft, draft_id)
+        if draft is not None and draft.created_by_id == acting_user.id:
+            db.session.delete(draft)
+    _after_registration(case, acting_user)
+    db.session.commit()
+    return RegistrationResult(case, flags)
+
+
+def _apply_case_fields(case: Case, data: RegistrationInput) -> None:
+    """Derived and S1 case fields from a validated registration (used on create and on edit)."""
+    arrival = data.arrival
+    case.location_context = arrival.location_context
+    case.authorised_to_enter = arrival.authorised_to_enter
+    case.fulfils_entry_conditions = arrival.fulfils_entry_conditions
+    case.presented_without_delay = arrival.presented_without_delay
+    case.arrival = arrival.model_dump(mode="json")
+    principal = data.principal
+    case.principal_nationality = _person_nationality(principal)
+    case.registration_delay_days = (data.registered_on - data.made_on).days
+    case.late_registration = case.registration_delay_days > LATE_REGISTRATION_DAYS
+    case.is_subsequent_application = bool(principal.history.previous_applications)
+    case.special_needs_assessment_due = data.made_on + timedelta(days=SPECIAL_NEEDS_ASSESSMENT_DAYS)
+    needs_representative = any(p.family.unaccompanied_minor and not p.family.representative_name
+                               for p in data.persons)
+    case.representative_due = (add_working_days(data.registered_on, REPRESENTATIVE_WORKING_DAYS)
+                               if needs_representative else None)
+
+
+def _after_registration(case: Case, acting_user) -> None:
+    """Hook for triage (issue Triage): runs in the registration's transaction."""
+    from app.triage.services import triage_case  # triage reads intake: imported late, no cycle
+
+    triage_case(case, acting_user=acting_user, trigger="registration")
+
+
+# -- drafts ------------------------------------------------------------------------------------------
+
+def save_draft(payload: dict, *, acting_user, draft_id: str | None = None) -> RegistrationDraft:
+    """Keep an incomplete registration (encrypted) to finish later; no validation beyond size."""
+    draft = db.session.get(RegistrationDraft, draft_id) if draft_id else None
+    if draft is None or draft.created_by_id != acting_user.id:
+        draft = RegistrationDraft(office_id=acting_user.office_id, created_by_id=acting_user.id)
+        db.session.add(draft)
+    draft.payload = payload
+    db.session.flush()
+    record(EventCode.DRAFT_SAVED, actor=acting_user, subject=("registration_draft", draft.id))
+    db.session.commit()
+    return draft
+
+
+def my_drafts(acting_user) -> list[RegistrationDraft]:
+    return db.session.scalars(select(RegistrationDraft).where(RegistrationDraft.created_by_id == acting_user.id)
+                              .order_by(RegistrationDraft.updated_at.desc())).all()
+
+
+def load_draft(draft_id: str, *, acting_user) -> RegistrationDraft:
+    draft = db.session.get(RegistrationDraft, draft_id)
+    if draft is None or draft.created_by_id != acting_user.id:
+        raise CaseNotFound("no such draft")
+    return draft
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+def _scoped_case(case_id: str, acting_user) -> Case:
+    case = db.session.get(Case, case_id) if case_id and len(case_id) <= 32 else None
+    if case is None or case.office_id != acting_user.office_id:
+        if case is not None:
+            record_and_commit(EventCode.ACCESS_DENIED, actor=acting_user, subject=("case", case.id),
+                              outcome="denied", details={"reason": "other office"})
+        raise CaseNotFound("no such case")
+    return case
+
+
+@dataclass
+class CaseView:
+    """What one user may see of a case: S3 sections only with the permission for them."""
+
+    case: Case
+    persons: list[dict]
+    show_special_category: bool
+    history: list
+
+
+def open_case(case_id: str, *, acting_user, via_search: bool = False) -> CaseView:
+    """Open a case for reading: scope check, decrypt the sections the role may see, audit the
+    read (RECORD_VIEWED, or SEARCH_RESULT_OPENED when opened from search results)."""
+    case = _scoped_case(case_id, acting_user)
+    show_s3 = acting_user.can(Permission.CASE_VIEW_SPECIAL_CATEGORY)
+    persons = [person_sections(person, include_special_category=show_s3) for person in case.persons]
+    from app.audit.models import AuditEvent  # read-only listing of the case's own history
+
+    history = db.session.scalars(select(AuditEvent).where(AuditEvent.subject_type == "case",
+                                                          AuditEvent.subject_id == case.id)
+                                 .order_by(AuditEvent.id)).all()
+    record(EventCode.SEARCH_RESULT_OPENED if via_search else EventCode.RECORD_VIEWED, actor=acting_user,
+           subject=("case", case.id), details={"special_category_shown": show_s3})
+    db.session.commit()
+    return CaseView(case, persons, show_s3, history)
+
+
+def person_sections(person: Person, *, include_special_category: bool) -> dict:
+    sections = {"id": person.id, "principal": person.is_principal, "version": person.version,
+                "relationship": (person.relationship_to_principal or {}).get("relationship"),
+                "nationality": {"nationalities": person.nationalities, "stateless": person.stateless,
+                                "former_habitual_residence": person.former_habitual_residence}}
+    for name in ("identity", "birth", "language", "contact", "documents", "history", "family"):
+        sections[name] = getattr(person, name)
+    if include_special_category:
+        for name in S3_PERSON_SECTIONS:
+            sections[name] = getattr(person, name)
+    return sections
+
+
+# -- search ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    reference: str | None = None
+    document_number: str | None = None
+    family_name: str | None = None
+    given_names: str | None = None
+    date_of_birth: date | None = None
+
+    def is_empty(self) -> bool:
+        return not any((self.reference, self.document_number, self.family_name, self.given_names,
+                        self.date_of_birth))
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    case_id: str
+    reference: str
+    person_id: str
+    family_name: str
+    given_names: str
+    date_of_birth: str | None
+    principal: bool
+
+
+def search(criteria: SearchCriteria, *, acting_user, limit: int = 50) -> list[SearchHit]:
+    """Find people by case reference, document number, name and/or date of birth, through
+    blind indexes, within the user's office. Names match exactly after normalisation (case,
+    accents, spacing); the few rows found are decrypted to drop blind-index false positives.
+    The search is audited (which criteria were used and how many hits; never the values)."""
+    if criteria.is_empty():
+        raise RegistrationInvalid({"__all__": ["Enter at least one search criterion."]})
+    query = select(Person).join(Case, Case.id == Person.case_id).where(Case.office_id == acting_user.office_id)
+    if criteria.reference:
+        query = query.where(Case.reference == criteria.reference.strip().upper())
+    if criteria.document_number:
+        token = crypto.blind_index(normalise_document_number(criteria.document_number), BIDX_DOCUMENT_NUMBER,
+                                   normalise=False)
+        query = query.join(DocumentNumberIndex, DocumentNumberIndex.person_id == Person.id).where(
+            DocumentNumberIndex.number_bidx == token)
+    if criteria.family_name:
+        query = query.where(Person.family_name_bidx == crypto.blind_index(criteria.family_name, BIDX_FAMILY_NAME))
+    if criteria.given_names:
+        query = query.where(Person.given_names_bidx == crypto.blind_index(criteria.given_names, BIDX_GIVEN_NAMES))
+    if criteria.date_of_birth:
+        query = query.where(Person.date_of_birth_bidx == crypto.blind_index(criteria.date_of_birth.isoformat(),
+                                                                             BIDX_DATE_OF_BIRTH))
+    people = db.session.scalars(query.order_by(Case.registered_on.desc()).limit(limit)).all()
+    if criteria.family_name:
+        people = crypto.confirm_matches(people, lambda p: (p.identity or {}).get("family_name"), criteria.family_name)
+    if criteria.given_names:
+        people = crypto.confirm_matches(people, lambda p: (p.identity or {}).get("given_names"), criteria.given_names)
+    hits = [SearchHit(case_id=p.case_id, reference=p.case.reference, person_id=p.id,
+                      family_name=(p.identity or {}).get("family_name", ""),
+                      given_names=(p.identity or {}).get("given_names", ""),
+                      date_of_birth=(p.birth or {}).get("date_of_birth"), principal=p.is_principal)
+            for p in people]
+    used = sorted(name for name, value in vars(criteria).items() if value)
+    record(EventCode.SEARCH_PERFORMED, actor=acting_user, details={"criteria": used, "hits": len(hits)})
+    db.session.commit()
+    return hits
+
+
+# -- editing -----------------------------------------------------------------------------------------
+
+def registration_payload(case: Case) -> dict:
+    """A stored case back in the registration input shape (for editing, conflicts, triage)."""
+    persons = []
+    for person in case.persons:
+        persons.append({
+            "principal": person.is_principal,
+            "relationship": (person.relationship_to_principal or {}).get("relationship"),
+            "identity": person.identity, "birth": person.birth,
+            "nationality": {"nationalities": person.nationalities, "stateless": person.stateless,
+                            "former_habitual_residence": person.former_habitual_residence},
+            **{name: getattr(person, name) for name in ("language", "contact", "documents", "biometrics", "history",
+                                                         "family", "special_needs", "claim", "security")},
+        })
+    return {"made_on": case.made_on.isoformat(), "made_place": case.made_place,
+            "registered_on": case.registered_on.isoformat(),
+            "lodged_on": case.lodged_on.isoformat() if case.lodged_on else None,
+            "good_cause_for_not_lodging": case.good_cause_for_not_lodging,
+            "arrival": case.arrival or {}, "persons": persons}
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}, "l": [x]} -> {"a.b": 1, "l.0": x}: field-level comparison of two versions."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}{index}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def changed_fields(before: dict, after: dict) -> dict[str, dict]:
+    old, new = flatten(before), flatten(after)
+    return {path: {"old": old.get(path), "new": new.get(path)}
+            for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)}
+
+
+def update_registration(case_id: str, payload: dict, *, expected_version: int, acting_user) -> Case:
+    """Save an edited registration. Optimistic locking: ``expected_version`` is the case version
+    the user opened; when someone saved since, EditConflict carries both versions and nothing is
+    written. Otherwise every rule is checked again, sections, indexes and keys are rewritten,
+    the changed fields (old and new values) are audited, triage re-runs, and it commits once."""
+    case = _scoped_case(case_id, acting_user)
+    if not acting_user.can(Permission.CASE_EDIT):
+        raise PermissionError("editing needs the case.edit permission")
+    data = validate_registration(payload)
+    before = registration_payload(case)
+    if case.version != expected_version:
+        raise EditConflict(before, payload, case.version)
+    case.made_on, case.made_place = data.made_on, data.made_place
+    case.registered_on, case.lodged_on = data.registered_on, data.lodged_on
+    case.good_cause_for_not_lodging = data.good_cause_for_not_lodging
+    _apply_case_fields(case, data)
+    existing = list(case.persons)
+    for position, person_input in enumerate(data.persons):
+        if position < len(existing):
+            _rewrite_person(existing[position], position, person_input, data.made_on)
+        else:
+            _store_person(case, position, person_input, data.made_on, None)
+    for surplus in existing[len(data.persons):]:
+        case.persons.remove(surplus)
+    after = registration_payload(case)
+    changes = changed_fields(before, after)
+    record(EventCode.CASE_UPDATED, actor=acting_user, subject=("case", case.id),
+           details={"changed": changes})
+    _after_update(case, acting_user, changes)
+    try:
+        db.session.commit()
+    except StaleDataError:
+        # Another save won the race between our version check and our write.
+        db.session.rollback()
+        current = db.session.get(Case, case_id)
+        raise EditConflict(registration_payload(current), payload, current.version) from None
+    return case
+
+
+def _rewrite_person(person: Person, position: int, data: PersonInput, made_on: date) -> None:
+    dumped = data.model_dump(mode="json")
+    birth = data.birth.date_of_birth
+    age = age_on(birth, made_on) if birth else None
+    person.position, person.is_principal = position, data.principal
+    person.nationalities = list(data.nationality.nationalities)
+    person.stateless = data.nationality.stateless
+    person.former_habitual_residence = data.nationality.former_habitual_residence
+    person.stat_sex, person.stat_age_group = data.birth.sex, _age_group(age)
+    person.minor_at_application = bool((age is not None and age < 18) or data.family.unaccompanied_minor)
+    person.relationship_to_principal = {"relationship": data.relationship} if data.relationship else None
+    for section in ("identity", "birth", "language", "contact", "documents", "history", "family",
+                    "biometrics", "special_needs", "claim", "security"):
+        if getattr(person, section) != dumped[section]:
+            setattr(person, section, dumped[section])
+    _index_person(person, data)
+
+
+def _after_update(case: Case, acting_user, changes: dict) -> None:
+    """Hook for triage (issue Triage): re-triage when a fact it reads changed."""
+    from app.triage.services import retriage_if_facts_changed  # compares facts, not raw fields
+
+    if changes:
+        retriage_if_facts_changed(case, acting_user=acting_user)

@@ -1,0 +1,187 @@
+"""Charts as server-side SVG, the same markup on screen and in the PDF.
+
+pygal draws them; pygal styles its SVG with a ``<style>`` sheet and classes, which our Content
+Security Policy (``style-src 'self'``: no inline style) would refuse inside an HTML page. So each
+chart is rewritten once, here, into plain presentation attributes (``fill="#0072b2"``): the CSS
+rules pygal emitted are matched against the SVG tree with cssselect2 and their declarations set
+as attributes; then every ``<style>``, ``<script>`` and ``style=`` is removed. What remains is
+inert markup that can be inlined into the page and that WeasyPrint draws the same way.
+
+Accessibility: the SVG is ``role="img"`` labelled by its own ``<title>`` and ``<desc>`` (a text
+alternative); the page shows the same numbers in a table beside it. pygal's per-value tooltips
+(``<desc>``/``<title>`` of each point) are dropped: without script they only add noise.
+
+Charts receive rows that SQL already aggregated and lay them out; they compute nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cssselect2
+import pygal
+import tinycss2
+from markupsafe import Markup, escape
+from pygal.style import Style
+
+SVG_NS = "http://www.w3.org/2000/svg"
+_SVG = f"{{{SVG_NS}}}"
+
+#: CSS properties that SVG also accepts as presentation attributes (the ones pygal's sheets use).
+PRESENTATION_ATTRIBUTES = frozenset({
+    "fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray", "stroke-linecap",
+    "stroke-linejoin", "opacity", "font-family", "font-size", "font-weight", "font-style", "text-anchor",
+    "dominant-baseline", "display", "visibility"})
+#: Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in greyscale print.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+           "#999999", "#882255", "#44AA99", "#117733", "#332288", "#AA4499", "#DDCC77")
+BOTTOM_ROOM = 24  # px added below pygal's drawing (see inline_presentation_attributes)
+DASHES = ("none", "8,4", "2,3", "12,4,2,4")
+FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+_STYLE_OPTIONS = dict(
+    background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
+    foreground_subtle="#595959", opacity="1", opacity_hover="1", transition="0s", colors=PALETTE,
+    font_family=FONT, label_font_family=FONT, major_label_font_family=FONT, title_font_family=FONT,
+    legend_font_family=FONT, value_font_family=FONT, tooltip_font_family=FONT, no_data_font_family=FONT,
+    title_font_size=15, label_font_size=11, major_label_font_size=11, legend_font_size=12)
+_STYLE = Style(**_STYLE_OPTIONS)
+_LINE_STYLE = Style(**_STYLE_OPTIONS, stroke_width="2.5", stroke_width_hover="2.5")
+_COMMON = {"js": [], "disable_xml_declaration": True, "style": _STYLE, "width": 760, "height": 340,
+           "legend_at_bottom": True, "legend_at_bottom_columns": 3, "truncate_legend": -1,
+           "print_values": False, "margin": 12, "pretty_print": False, "no_data_text": "-"}
+_UUID = re.compile(r"chart-[0-9a-f-]{36}")
+
+
+@dataclass(frozen=True)
+class Chart:
+    slug: str
+    title: str
+    description: str
+    svg: Markup
+
+
+def line_chart(slug: str, title: str, description: str, x_labels: list[str],
+               series: list[tuple[str, list[int | float | None]]], *, y_title: str = "") -> Chart:
+    """A trend chart: one line per series over ``x_labels``."""
+    # No dots and a label every few weeks: each drawn element costs WeasyPrint time in the PDF.
+    # Series differ by dash pattern as well as colour (readable without colour vision, in grey print).
+    chart = pygal.Line(**{**_COMMON, "style": _LINE_STYLE}, x_label_rotation=35, show_dots=False, fill=False,
+                       y_title=y_title, include_x_axis=True, truncate_label=-1, show_minor_x_labels=False,
+                       x_labels_major_every=max(1, round(len(x_labels) / 9)))
+    chart.x_labels = x_labels
+    for index, (name, values) in enumerate(series):
+        chart.add(name, values, stroke_style={"dasharray": DASHES[index % len(DASHES)]})
+    return Chart(slug, title, description, _finish(chart, slug, title, description))
+
+
+def stacked_bar_chart(slug: str, title: str, description: str, x_labels: list[str],
+                      series: list[tuple[str, list[int | float | None]]], *, y_title: str = "") -> Chart:
+    """Stacked bars: one horizontal bar per label, one coloured part per series."""
+    # Horizontal: track names are long, and read best as row labels; the height follows the rows.
+    legend_rows = -(-len(series) // 2)
+    height = 110 + 32 * max(len(x_labels), 1) + 20 * legend_rows
+    chart = pygal.HorizontalStackedBar(**{**_COMMON, "height": height, "legend_at_bottom_columns": 2},
+                                       x_title=y_title, truncate_label=-1)
+    # pygal draws the first label at the bottom: reversed, the bars read top-down like the table.
+    chart.x_labels = list(reversed(x_labels))
+    for name, values in series:
+        chart.add(name, list(reversed(values)))
+    return Chart(slug, title, description, _finish(chart, slug, title, description))
+
+
+def _finish(chart, slug: str, title: str, description: str) -> Markup:
+    raw = chart.render(is_unicode=True)
+    # Safe to mark: ElementTree serialised every text and attribute (labels included) escaped.
+    return Markup(inline_presentation_attributes(raw, slug=slug, title=title, description=description))  # noqa: S704
+
+
+# -- the CSS-to-attributes rewrite ------------------------------------------------------------------
+
+@lru_cache(maxsize=32)
+def _matcher(css: str) -> cssselect2.Matcher:
+    """A matcher for pygal's sheet; pygal's sheets differ only by the chart id, which we replace
+    by a constant first, so this is built once per chart type and palette."""
+    matcher = cssselect2.Matcher()
+    for rule in tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
+        if rule.type != "qualified-rule":
+            continue
+        declarations = [(d.lower_name, tinycss2.serialize(d.value).strip())
+                        for d in tinycss2.parse_declaration_list(rule.content, skip_comments=True,
+                                                                 skip_whitespace=True)
+                        if d.type == "declaration" and d.lower_name in PRESENTATION_ATTRIBUTES]
+        if not declarations:
+            continue
+        try:
+            selectors = cssselect2.compile_selector_list(rule.prelude)
+        except cssselect2.SelectorError:  # pseudo-classes such as :hover: no static equivalent
+            continue
+        for selector in selectors:
+            if selector.pseudo_element is None:
+                matcher.add_selector(selector, tuple(declarations))
+    return matcher
+
+
+def inline_presentation_attributes(svg: str, *, slug: str, title: str, description: str) -> str:
+    """Rewrite an SVG styled by a ``<style>`` sheet into one styled by presentation attributes
+    only, with an accessible name and description. Raises ValueError on anything but SVG."""
+    svg = _UUID.sub("chart", svg)
+    root = ET.fromstring(svg)  # noqa: S314 (our own renderer's output, not user input)
+    if root.tag != f"{_SVG}svg":
+        raise ValueError("not an SVG document")
+    css = "".join(node.text or "" for node in root.iter(f"{_SVG}style"))
+    # Drop what must not or need not stay: scripts, sheets, per-point tooltips, ids that would
+    # repeat across the charts of one page.
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag in (f"{_SVG}style", f"{_SVG}script", f"{_SVG}desc", f"{_SVG}title"):
+                parent.remove(child)
+            elif child.tag is ET.Comment or not isinstance(child.tag, str):
+                parent.remove(child)
+    matcher = _matcher(css)
+    wrapper = cssselect2.ElementWrapper.from_xml_root(root)
+    for element in wrapper.iter_subtree():
+        matches = matcher.match(element)
+        node = element.etree_element
+        if matches:
+            matches.sort(key=lambda m: (m[0], m[1]))  # specificity, then source order: last wins
+            for _specificity, _order, _pseudo, declarations in matches:
+                for name, value in declarations:
+                    node.set(name, value)
+        inline = node.attrib.pop("style", None)
+        if inline:  # an inline style outranks the sheet: it becomes attributes too, last
+            for declaration in tinycss2.parse_declaration_list(inline, skip_comments=True, skip_whitespace=True):
+                if declaration.type == "declaration" and declaration.lower_name in PRESENTATION_ATTRIBUTES:
+                    node.set(declaration.lower_name, tinycss2.serialize(declaration.value).strip())
+        if node is not root:
+            node.attrib.pop("id", None)
+    # pygal's bottom legend can overrun its own box by a row: give the picture room below.
+    x, y, width, height = (float(v) for v in root.get("viewBox").split())
+    view_box = f"{x:g} {y:g} {width:g} {height + BOTTOM_ROOM:g}"
+    root.attrib.clear()
+    root.attrib.update({"xmlns": SVG_NS, "viewBox": view_box, "id": f"chart-{slug}", "role": "img",
+                        "aria-labelledby": f"chart-{slug}-title chart-{slug}-desc",
+                        "preserveAspectRatio": "xMidYMid meet", "width": "100%"})
+    title_node = ET.Element(f"{_SVG}title", {"id": f"chart-{slug}-title"})
+    title_node.text = title
+    desc_node = ET.Element(f"{_SVG}desc", {"id": f"chart-{slug}-desc"})
+    desc_node.text = description
+    root.insert(0, desc_node)
+    root.insert(0, title_node)
+    # Plain names and an explicit xmlns instead of ET.register_namespace, whose map is global
+    # (other libraries change it, and the output would turn into ns0:svg).
+    for node in root.iter():
+        if isinstance(node.tag, str) and node.tag.startswith(_SVG):
+            node.tag = node.tag[len(_SVG):]
+        for name in [n for n in node.attrib if n.startswith("{")]:
+            node.attrib.pop(name)  # xlink and other foreign attributes: nothing we draw needs them
+    out = ET.tostring(root, encoding="unicode", short_empty_elements=True)
+    if "<style" in out or "<script" in out or " style=" in out:  # belt and braces
+        raise ValueError("chart still carries inline style or script")
+    return out
+
+
+def alt_text(chart: Chart) -> str:
+    return str(escape(f"{chart.title}. {chart.description}"))

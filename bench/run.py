@@ -1,0 +1,401 @@
+"""The benchmark suite in one command (PERFORMANCE.md): builds one migrated database, fills it with
+a generated caseload, runs each workload against its baseline measured in the same run, prints
+the table and writes it, with the machine's description, to docs/performance.md (one table per
+database kind; a run replaces its own kind's table and keeps the other's).
+
+    .venv/bin/python bench/run.py [--database sqlite|postgresql] [--database-url URL] [--cases 10000]
+                                  [--only W1,W4,...] [--generator demo|reports] [--w2-claims N] [--no-write]
+
+SQLite: a file in a temporary directory. PostgreSQL: ``--database-url`` names the server (default
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres); a scratch database ``nansen_bench`` is
+created on it and dropped at the end (never the shared ``test`` database).
+
+Fill: ``app.demo_data.generate_caseload`` (realistic cases, people, decisions and a valid audit
+chain; the default), or ``--generator reports``: the bulk builder of bench/bench_reports.py
+(COPY; no audit events, people without encrypted sections).
+
+A report, never a test: machines are noisy; nothing here belongs in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import PASSWORD, Context, Row, verdict  # noqa: E402
+
+DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+SCRATCH = "nansen_bench"
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "M1")
+DOC = ROOT / "docs" / "performance.md"
+
+
+# -- the database ----------------------------------------------------------------------------------
+
+def prepare(kind: str, server_url: str | None, workdir: Path):
+    """(url, drop) of a fresh, empty database."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", lambda: None
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url or DEFAULT_SERVER)
+    if server.database == "test":
+        server = server.set(database="postgres")  # connect there; the scratch database is made beside it
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{SCRATCH}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+        admin.dispose()
+    return server.set(database=SCRATCH).render_as_string(hide_password=False), drop
+
+
+def app_factory(url: str, workdir: Path):
+    from app import create_app
+    from tests.conftest import make_config
+
+    def make():
+        return create_app(make_config(url, workdir, TESTING=False))
+    return make
+
+
+def fill(context: Context, generator: str) -> None:
+    from app.extensions import db
+    from tests.conftest import migrate_and_initialise
+
+    started = time.perf_counter()
+    if generator == "reports":
+        import bench_reports
+
+        counts = bench_reports.generate(context.app, context.cases, context.seed, context.today)
+        context.info.update(counts, fill="bench_reports bulk builder (COPY/executemany), no audit events")
+    else:
+        from app import demo_data
+
+        migrate_and_initialise(context.app)
+        with context.app.app_context():
+            demo_data.ensure_demo_users()
+            db.session.commit()
+            report = demo_data.generate_caseload(context.cases, seed=context.seed)
+            context.info.update(cases=report.cases, people=report.persons, decisions=report.decisions,
+                                events=report.events, fill="app.demo_data.generate_caseload")
+            db.session.remove()
+    with context.app.app_context():
+        from sqlalchemy import text
+
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))
+        else:
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+        db.session.remove()
+    context.info["fill_s"] = time.perf_counter() - started
+
+
+# -- adapters of the existing benches --------------------------------------------------------------
+
+def run_w3(context: Context) -> list[Row]:
+    import bench_triage as bt
+
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    if affinity:
+        os.sched_setaffinity(0, {sorted(affinity)[0]})  # one core, as W3 states
+    try:
+        rng = random.Random(context.seed)
+        claims = [bt.make_claim(rng) for _ in range(20_000)]
+        for facts in claims:
+            bt.validate_facts(facts)
+
+        def baseline(items):
+            for facts in items:
+                dict(facts)
+        base = bt.best_rate(baseline, claims, 3)
+        rows = []
+        for name in ("eu-apr-2026", "unhcr-dcp"):
+            ruleset = bt.shipped_ruleset(name)
+            extra = bt.CONTEXT if name == "eu-apr-2026" else None
+
+            def evaluate(items, ruleset=ruleset, extra=extra):
+                for facts in items:
+                    ruleset.evaluate(facts, extra)
+            rate = bt.best_rate(evaluate, claims, 3)
+            rows.append(Row(f"W3 triage evaluate, {name}, one core (claims/s)", f"{rate:,.0f}/s", f"{base:,.0f}/s",
+                            f"{rate / base:.4f}", f">={bt.TARGET_CLAIMS_PER_SECOND:,}/s",
+                            verdict(rate >= bt.TARGET_CLAIMS_PER_SECOND),
+                            "20,000 varied claims, best of 3; baseline: dict copy of the same facts"))
+            if name == "eu-apr-2026":
+                retriage = bt.RETRIAGE_CASES / rate
+                rows.append(Row("W3 re-triage dry run over 1M cases (s, extrapolated)", f"{retriage:,.1f}", "", "",
+                                f"<={bt.RETRIAGE_LIMIT_S}s", verdict(retriage <= bt.RETRIAGE_LIMIT_S),
+                                "engine only, from the claims/s above (no database reads)"))
+        return rows
+    finally:
+        if affinity:
+            os.sched_setaffinity(0, affinity)
+
+
+def run_w4(context: Context) -> list[Row]:
+    import bench_queue as bq
+    from sqlalchemy import func, select
+
+    from app.auth.models import User
+    from app.auth.passwords import hash_password
+    from app.extensions import db
+    from app.intake.models import Case
+
+    app = context.make_app()
+    rng = random.Random(context.seed)
+    samples, page_samples = (600, 150) if context.quick else (2000, 400)
+    with app.app_context():
+        users = db.session.execute(select(User.id, User.office_id).where(
+            User.role == "caseworker", User.active.is_(True)).order_by(User.id)).all()
+        office_ids = [o for o, in db.session.execute(
+            select(Case.office_id).group_by(Case.office_id).order_by(func.count().desc()))]
+        from app.triage import queues
+
+        office_ids = [o for o in office_ids if len(queues.queue(o).rows) == 50]  # bench_queue asserts a full page
+        if not office_ids:
+            return [Row("W4 queue", "", "", "", "", "not run", "no office has 50 cases waiting in its queue")]
+        busiest = db.session.execute(select(Case.assigned_to_id).where(Case.assigned_to_id.is_not(None))
+                                     .group_by(Case.assigned_to_id).order_by(func.count().desc()).limit(1)).scalar()
+        workers = sorted((u.id for u in users), key=lambda uid: uid != busiest)
+        worker_office = {u.id: u.office_id for u in users}
+        signed_in = db.session.get(User, workers[0])
+        signed_in.password_hash = hash_password(PASSWORD)
+        db.session.commit()
+        case_ids = list(db.session.scalars(select(Case.id).where(Case.office_id == office_ids[0]).limit(5000)))
+        data = {"office_ids": office_ids, "workers": workers, "worker_office": worker_office,
+                "case_ids": case_ids, "load_s": context.info.get("fill_s", 0.0)}
+        queries = bq.measure_queries(data, rng, samples)
+        pages = bq.measure_pages(app, data, rng, page_samples)
+        db.session.remove()
+        db.engine.dispose()
+    base = queries["get_by_key"]
+    rows = []
+    for name, label in [("queue_track", "W4 queue query, one track, 50 rows"),
+                        ("queue_all", "W4 queue query, all tracks, 50 rows"),
+                        ("queue_p1_p2", "W4 queue query, pages 1+2 (keyset)"),
+                        ("my_cases", "W4 my_cases query, 50 rows"),
+                        ("track_counts", "W4 per-track counts, uncached")]:
+        t = queries[name]
+        rows.append(Row(label + " (p95 ms)", f"{t.pct(0.95):.2f}", f"{base.pct(0.95):.2f}",
+                        f"{t.per_second / base.per_second:.2f}", f"p95<={bq.QUERY_P95_TARGET_MS:g}ms",
+                        verdict(t.pct(0.95) <= bq.QUERY_P95_TARGET_MS),
+                        f"{t.per_second:,.0f}/s vs get-by-key {base.per_second:,.0f}/s; ratio = throughput"))
+    bare = pages["bare_page"]
+    for name, label in [("queue_page", "W4 queue page, one track (HTTP req/s)"),
+                        ("queue_page_all", "W4 queue page, all tracks (HTTP req/s)"),
+                        ("my_cases_page", "W4 my cases page (HTTP req/s)")]:
+        t = pages[name]
+        ratio = t.per_second / bare.per_second
+        ok = ratio >= bq.PAGE_RATIO_TARGET and t.pct(0.95) <= bq.PAGE_LATENCY_TARGET_MS
+        rows.append(Row(label, f"{t.per_second:,.0f}/s", f"{bare.per_second:,.0f}/s", f"{ratio:.2f}",
+                        f">={bq.PAGE_RATIO_TARGET:.2f}, p95<={bq.PAGE_LATENCY_TARGET_MS:g}ms", verdict(ok),
+                        f"p50 {t.p50:.1f} ms, p95 {t.pct(0.95):.1f} ms; vs bare layout page "
+                        f"{t.per_second / pages['bare_layout'].per_second:.2f}; baseline: bare get-by-key endpoint "
+                        "(same session, sign-in, permission check), Flask test client"))
+    return rows
+
+
+def run_reports(context: Context) -> list[Row]:
+    import bench_reports as br
+
+    app = context.make_app()
+    found, _dialect = br.run(app, 3, context.today)
+    rows = []
+    for name, figure, baseline, ratio_target, absolute in found:
+        ratio = figure / baseline if baseline else None
+        checks, target = [], []
+        if ratio_target is not None and ratio is not None:
+            checks.append(ratio <= ratio_target)
+            target.append(f"<={ratio_target:g}x")
+        sanity = ""
+        if absolute is not None:
+            pages = "pages/s" in name
+            met = figure >= absolute if pages else figure <= absolute
+            if pages:
+                checks.append(met)
+                target.append(f">={absolute:g}/s")
+            else:
+                sanity = f"sanity <= {absolute:g} s: {'met' if met else 'not met'}"
+        result = verdict(all(checks)) if checks else "info"
+        rows.append(Row(name.strip(), f"{figure:.4g}", "" if baseline is None else f"{baseline:.4g}",
+                        "" if ratio is None else f"{ratio:.2f}", ", ".join(target), result,
+                        (sanity + "; " if sanity else "") + "best of 3; baseline: raw SQL (W6, W7), "
+                        "WeasyPrint alone on the same HTML (W8)"))
+    return rows
+
+
+def not_run() -> dict[str, list[Row]]:
+    return {
+        "W10": [Row("W10 mixed load under gunicorn, 10 minutes", "", "", "", "0 errors; p95<=2x bare", "not run",
+                    "needs gunicorn workers, a load generator and 10 minutes per database: a later session")],
+        "M1": [Row("M1 RSS of one worker under the mixed load", "", "", "", "<=150 MB", "not run",
+                   "measured during W10, which is not run yet")],
+    }
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def machine(context: Context, pg_version: str | None) -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        memory = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, IndexError, ValueError):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [f"- CPU: {cpu}; {os.cpu_count()} logical cores ({usable} usable by this process); "
+            f"load average {os.getloadavg()[0]:.1f} at the end of the run",
+            f"- memory: {memory}; {platform.system()} {platform.release()}",
+            f"- Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
+            f"PostgreSQL {pg_version or 'not used'}",
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; database: {context.dialect}; "
+            f"{context.cases:,} cases generated ({context.info.get('fill', '')}, "
+            f"{context.info.get('fill_s', 0):.0f} s; {context.info.get('events', 0):,} audit events)"]
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = ["| workload | figure | baseline | ratio | target | result | absolute figures, notes |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r.workload, r.figure, r.baseline, r.ratio, r.target, r.result, r.sanity]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return lines
+
+
+def print_table(rows: list[Row]) -> None:
+    fmt = "{:58} {:>12} {:>12} {:>7} {:>24}  {}"
+    header = fmt.format("workload", "figure", "baseline", "ratio", "target", "result")
+    print("\n" + header)
+    print("-" * len(header))
+    for r in rows:
+        print(fmt.format(r.workload[:58], r.figure, r.baseline, r.ratio, r.target, r.result))
+        if r.sanity:
+            print(f"    {r.sanity}")
+
+
+def write_doc(kind: str, command: str, description: list[str], rows: list[Row]) -> None:
+    start, end = f"<!-- bench:{kind} -->", f"<!-- /bench:{kind} -->"
+    section = "\n".join([start, f"## {kind}", "", f"`{command}`", "", *description, "", *table(rows), end])
+    head = ("# Performance: measured\n\nWritten by `bench/run.py` (targets and workloads: PERFORMANCE.md). "
+            "Every ratio is against a baseline measured in the same run on the same machine and data; "
+            "absolute figures are beside it for sanity. A report, not a test: machines are noisy.\n")
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else head
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOC.write_text(text, encoding="utf-8")
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--database-url", help=f"PostgreSQL server URL (default {DEFAULT_SERVER})")
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W4 (default: all)")
+    parser.add_argument("--generator", choices=("demo", "reports"), default="demo")
+    parser.add_argument("--w2-claims", type=int, help="claims W2 imports (default: --cases, at most 2,000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md")
+    args = parser.parse_args(argv)
+    wanted = [w.strip().upper() for w in args.only.split(",")] if args.only else list(WORKLOADS)
+    unknown = [w for w in wanted if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(unknown)}")
+    sys.path.insert(0, str(ROOT / "bench"))  # the standalone benches import as top-level modules
+
+    from bench import w1_intake, w2_import, w5_decisions, w9_audit_verify
+
+    steps = [("W3", run_w3), ("W4", run_w4), (("W6", "W7", "W8"), run_reports), ("W1", w1_intake.run),
+             ("W2", w2_import.run), ("W5", w5_decisions.run), ("W9", w9_audit_verify.run)]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="nansen-bench-") as tmp:
+        workdir = Path(tmp)
+        url, drop = prepare(args.database, args.database_url, workdir)
+        pg_version = None
+        try:
+            make_app = app_factory(url, workdir)
+            app = make_app()
+            context = Context(url=url, dialect=args.database, cases=args.cases, seed=args.seed, workdir=workdir,
+                              today=datetime.now(UTC).date(), make_app=make_app, app=app,
+                              quick=args.cases < 100_000, info={"w2_claims": args.w2_claims})
+            print(f"filling {args.cases:,} cases on {args.database} ({args.generator} generator)...", flush=True)
+            fill(context, args.generator)
+            print(f"filled in {context.info['fill_s']:.1f} s", flush=True)
+            if args.database == "postgresql":
+                from sqlalchemy import text
+
+                from app.extensions import db
+                with app.app_context():
+                    pg_version = db.session.execute(text("SHOW server_version")).scalar()
+                    db.session.remove()
+            for names, step in steps:
+                names = names if isinstance(names, tuple) else (names,)
+                chosen = [n for n in names if n in wanted]
+                if not chosen:
+                    continue
+                print(f"running {', '.join(chosen)}...", flush=True)
+                started = time.perf_counter()
+                try:
+                    found = step(context)
+                    rows += [r for r in found if r.workload.split()[0] in chosen]
+                except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others
+                    traceback.print_exc()
+                    rows += [Row(f"{n}", "", "", "", "", "error", f"{type(exc).__name__}: {exc}"[:300])
+                             for n in chosen]
+                print(f"  {time.perf_counter() - started:.1f} s", flush=True)
+            for name, extra in not_run().items():
+                if name in wanted:
+                    rows += extra
+            with app.app_context():
+                from app.extensions import db
+
+                db.session.remove()
+                db.engine.dispose()
+        finally:
+            drop()
+    order = {w: i for i, w in enumerate(WORKLOADS)}
+    rows.sort(key=lambda r: order.get(r.workload.split()[0], 99))
+    print_table(rows)
+    command = "bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    description = machine(context, pg_version)
+    print("\n".join(description))
+    if not args.no_write:
+        write_doc(args.database, command, description, rows)
+        print(f"written: {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
