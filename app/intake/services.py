@@ -13,12 +13,12 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
 from app.audit.codes import EventCode
-from app.audit.services import record, record_and_commit
+from app.audit.services import PendingEvent, record, record_and_commit, record_many
 from app.auth.models import Office
 from app.auth.permissions import Permission
 from app.extensions import db
@@ -151,80 +151,171 @@ def _person_nationality(person: PersonInput) -> str | None:
 
 
 def _match_key_tokens(identity: matching.Identity) -> list[bytes]:
-    return sorted({crypto.blind_index(key, BIDX_MATCH_KEY, normalise=False) for key in matching.match_keys(identity)})
+    token = crypto.blind_indexer(BIDX_MATCH_KEY, normalise=False)
+    return sorted({token(key) for key in matching.match_keys(identity)})
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One person's matching identity and blind-indexed match keys, computed once per
+    registration: the duplicate check and the stored keys use the same tokens."""
+
+    identity: matching.Identity
+    tokens: list[bytes]
+
+
+def _probe(person: PersonInput) -> _Probe:
+    identity = identity_for_matching(person, _person_nationality(person))
+    return _Probe(identity, _match_key_tokens(identity))
 
 
 def find_duplicate_candidates(person: PersonInput, *, exclude_case_id: str | None = None) -> list[DuplicateCandidate]:
     """People already registered who may be ``person``: looked up through blind-indexed match
     keys (never by decrypting the table); only the few candidates found are decrypted and scored."""
-    probe = identity_for_matching(person, _person_nationality(person))
-    tokens = _match_key_tokens(probe)
-    if not tokens:
+    return _find_candidates(_probe(person), exclude_case_id=exclude_case_id)
+
+
+def _find_candidates(probe_of: _Probe, *, exclude_case_id: str | None = None) -> list[DuplicateCandidate]:
+    if not probe_of.tokens:
         return []
     # People sharing the most keys first, so a common name cannot push the real duplicate out
     # of the capped candidate list.
     shared = func.count().label("shared")
-    ranked_ids = (select(PersonMatchKey.person_id, shared).where(PersonMatchKey.key.in_(tokens))
-                  .group_by(PersonMatchKey.person_id).order_by(shared.desc()).limit(MAX_CANDIDATES_LOOKED_UP))
-    query = select(Person).where(Person.id.in_(select(ranked_ids.subquery().c.person_id)))
-    if exclude_case_id:
-        query = query.where(Person.case_id != exclude_case_id)
-    found = db.session.scalars(query).all()
-    by_id = {p.id: p for p in found}
-    identities = [(p.id, identity_for_matching({"identity": p.identity or {}, "birth": p.birth or {}},
-                                               (p.nationalities or [p.former_habitual_residence])[0]))
-                  for p in found]
-    ranked = [(pid, result) for pid, result in matching.rank_candidates(probe, identities)
-              if result.is_likely_duplicate]
+    ranked_ids = db.session.scalars(
+        select(PersonMatchKey.person_id).where(PersonMatchKey.key.in_(probe_of.tokens))
+        .group_by(PersonMatchKey.person_id).order_by(shared.desc()).limit(MAX_CANDIDATES_LOOKED_UP)).all()
+    stored = _stored_people(ranked_ids)
+    return _scored(probe_of, [p for p in stored.values() if p.case_id != exclude_case_id])
+
+
+@dataclass(frozen=True)
+class _StoredPerson:
+    """A registered person as the duplicate check sees them: decrypted identity and birth only."""
+
+    person_id: str
+    case_id: str
+    case_reference: str
+    office_code: str
+    identity: dict
+    birth: dict
+    nationalities: tuple[str, ...]
+    former_habitual_residence: str | None
+
+    def for_matching(self) -> matching.Identity:
+        return identity_for_matching({"identity": self.identity, "birth": self.birth},
+                                     (self.nationalities or (self.former_habitual_residence,))[0])
+
+
+_STORED_CHUNK = 500  # ids per IN list: far below every driver's parameter limit
+
+
+def _stored_people(person_ids) -> dict[str, _StoredPerson]:
+    """The people ``person_ids`` with their case reference and office, in one query per chunk of
+    plain columns (no ORM objects: only two sections are decrypted, and only of these rows)."""
+    ids = list(dict.fromkeys(person_ids))
+    out: dict[str, _StoredPerson] = {}
+    identity_col, birth_col = Person.__table__.c.identity, Person.__table__.c.birth
+    for start in range(0, len(ids), _STORED_CHUNK):
+        rows = db.session.execute(
+            select(Person.id, Person.case_id, identity_col, birth_col, Person.nationalities,
+                   Person.former_habitual_residence, Case.reference, Office.code)
+            .join(Case, Case.id == Person.case_id).join(Office, Office.id == Case.office_id)
+            .where(Person.id.in_(ids[start:start + _STORED_CHUNK]))).all()
+        for person_id, case_id, identity, birth, nationalities, former, reference, office_code in rows:
+            opened = crypto.opened_columns(Person, person_id, {"identity": identity, "birth": birth})
+            out[person_id] = _StoredPerson(person_id, case_id, reference, office_code, opened["identity"] or {},
+                                           opened["birth"] or {}, tuple(nationalities or ()), former)
+    return out
+
+
+def _scored(probe_of: _Probe, stored: list[_StoredPerson]) -> list[DuplicateCandidate]:
+    """The likely duplicates among ``stored``, best first, at most MAX_CANDIDATES_PER_PERSON."""
+    by_id = {p.person_id: p for p in stored}
+    ranked = [(pid, result) for pid, result in matching.rank_candidates(
+        probe_of.identity, [(p.person_id, p.for_matching()) for p in stored]) if result.is_likely_duplicate]
     candidates = []
     for person_id, result in ranked[:MAX_CANDIDATES_PER_PERSON]:
         existing = by_id[person_id]
         candidates.append(DuplicateCandidate(
-            person_id=person_id, case_reference=existing.case.reference,
-            office_code=db.session.get(Office, existing.case.office_id).code,
+            person_id=person_id, case_reference=existing.case_reference, office_code=existing.office_code,
             family_name=existing.identity.get("family_name", ""), given_names=existing.identity.get("given_names", ""),
-            date_of_birth=(existing.birth or {}).get("date_of_birth"),
-            nationalities=tuple(existing.nationalities or ()), score=round(result.score, 3),
-            reasons=tuple(result.reasons)))
+            date_of_birth=existing.birth.get("date_of_birth"), nationalities=existing.nationalities,
+            score=round(result.score, 3), reasons=tuple(result.reasons)))
     return candidates
 
 
-def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None) -> Person:
+PERSON_SECTIONS = ("identity", "birth", "language", "contact", "documents", "history", "family",
+                   "biometrics", "special_needs", "claim", "security")
+
+
+def _person_values(position: int, data: PersonInput, made_on: date,
+                   linked_person_id: str | None) -> tuple[dict, dict]:
+    """(plain column values, encrypted sections in plaintext) of a new person row: the one
+    recipe both the form (ORM) and the bulk import (Core) store."""
     dumped = data.model_dump(mode="json")
     birth = data.birth.date_of_birth
     age = age_on(birth, made_on) if birth else None
-    person = Person(case=case, position=position, is_principal=data.principal,
-                    nationalities=list(data.nationality.nationalities), stateless=data.nationality.stateless,
-                    former_habitual_residence=data.nationality.former_habitual_residence,
-                    stat_sex=data.birth.sex, stat_age_group=_age_group(age),
-                    minor_at_application=bool((age is not None and age < 18) or data.family.unaccompanied_minor),
-                    linked_person_id=linked_person_id)
+    plain = {"position": position, "is_principal": data.principal,
+             "nationalities": list(data.nationality.nationalities), "stateless": data.nationality.stateless,
+             "former_habitual_residence": data.nationality.former_habitual_residence,
+             "stat_sex": data.birth.sex, "stat_age_group": _age_group(age),
+             "minor_at_application": bool((age is not None and age < 18) or data.family.unaccompanied_minor),
+             "linked_person_id": linked_person_id, **_blind_indexes(data)}
+    sections = {"relationship_to_principal": {"relationship": data.relationship} if data.relationship else None,
+                **{section: dumped[section] for section in PERSON_SECTIONS}}
+    return plain, sections
+
+
+def _blind_indexes(data: PersonInput) -> dict[str, bytes | None]:
+    dob = data.birth.date_of_birth
+    return {"family_name_bidx": crypto.blind_index(data.identity.family_name, BIDX_FAMILY_NAME),
+            "given_names_bidx": crypto.blind_index(data.identity.given_names, BIDX_GIVEN_NAMES),
+            "date_of_birth_bidx": crypto.blind_index(dob.isoformat(), BIDX_DATE_OF_BIRTH) if dob else None}
+
+
+def _document_numbers(data: PersonInput) -> list[str]:
+    numbers = {normalise_document_number(d.number) for d in data.documents if d.number}
+    return sorted(n for n in numbers if n)
+
+
+def _key_rows(person_id: str, data: PersonInput, tokens: list[bytes]) -> tuple[list[dict], list[dict]]:
+    """The person_match_key and document_number_index rows of one person."""
+    document_token = crypto.blind_indexer(BIDX_DOCUMENT_NUMBER, normalise=False)
+    return ([{"person_id": person_id, "key": token} for token in tokens],
+            [{"person_id": person_id, "number_bidx": document_token(n)} for n in _document_numbers(data)])
+
+
+def _insert_key_rows(match_keys: list[dict], document_numbers: list[dict]) -> None:
+    """One multi-row INSERT per table (the person rows must already be flushed: foreign keys)."""
+    if match_keys:
+        db.session.execute(insert(PersonMatchKey.__table__), match_keys)
+    if document_numbers:
+        db.session.execute(insert(DocumentNumberIndex.__table__), document_numbers)
+
+
+def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
+                  tokens: list[bytes] | None = None) -> tuple[Person, list[dict], list[dict]]:
+    """A new Person in the session (not flushed), and its key rows for ``_insert_key_rows``."""
+    plain, sections = _person_values(position, data, made_on, linked_person_id)
+    person = Person(case=case, **plain)
     db.session.add(person)  # SQLAlchemy 2.0 no longer cascades a new object into the session via a backref
-    person.relationship_to_principal = {"relationship": data.relationship} if data.relationship else None
-    for section in ("identity", "birth", "language", "contact", "history", "family",
-                    "biometrics", "special_needs", "claim", "security"):
-        setattr(person, section, dumped[section])
-    person.documents = dumped["documents"]
-    _index_person(person, data)
-    return person
+    for name, value in sections.items():
+        setattr(person, name, value)
+    if tokens is None:
+        tokens = _match_key_tokens(identity_for_matching(data, _person_nationality(data)))
+    match_keys, documents = _key_rows(person.id, data, tokens)
+    return person, match_keys, documents
 
 
 def _index_person(person: Person, data: PersonInput) -> None:
-    """(Re)compute the blind indexes and match keys of a person from its plaintext input."""
-    person.family_name_bidx = crypto.blind_index(data.identity.family_name, BIDX_FAMILY_NAME)
-    person.given_names_bidx = crypto.blind_index(data.identity.given_names, BIDX_GIVEN_NAMES)
-    dob = data.birth.date_of_birth
-    person.date_of_birth_bidx = crypto.blind_index(dob.isoformat(), BIDX_DATE_OF_BIRTH) if dob else None
+    """Recompute the blind indexes and match keys of an existing person from its plaintext input."""
+    for name, value in _blind_indexes(data).items():
+        setattr(person, name, value)
     db.session.flush()  # the person row must exist before its key rows
     db.session.execute(PersonMatchKey.__table__.delete().where(PersonMatchKey.person_id == person.id))
     db.session.execute(DocumentNumberIndex.__table__.delete().where(DocumentNumberIndex.person_id == person.id))
-    for token in _match_key_tokens(identity_for_matching(data, _person_nationality(data))):
-        db.session.add(PersonMatchKey(person_id=person.id, key=token))
-    numbers = {normalise_document_number(d.number) for d in data.documents if d.number}
-    for number in sorted(n for n in numbers if n):
-        db.session.add(DocumentNumberIndex(person_id=person.id,
-                                           number_bidx=crypto.blind_index(number, BIDX_DOCUMENT_NUMBER,
-                                                                          normalise=False)))
+    _insert_key_rows(*_key_rows(person.id, data, _match_key_tokens(identity_for_matching(
+        data, _person_nationality(data)))))
 
 
 def normalise_document_number(number: str) -> str:
@@ -270,21 +361,24 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
         raise PermissionError("registration needs the case.register permission")
     data = validate_registration(payload)
     decisions = duplicate_decisions or {}
+    for position in decisions:
+        if not (isinstance(position, int) and 0 <= position < len(data.persons)):
+            raise RegistrationInvalid({"persons": ["A duplicate decision names a person not in this registration."]})
+    # Match keys once per person: the duplicate check reads them and the same tokens are stored.
+    probes = [_probe(person) for person in data.persons]
     undecided: dict[int, list[DuplicateCandidate]] = {}
-    for position, person in enumerate(data.persons):
+    for position, probe in enumerate(probes):
         if position in decisions:
             continue
-        candidates = find_duplicate_candidates(person)
+        candidates = _find_candidates(probe)
         if candidates:
             undecided[position] = candidates
     if undecided:
         db.session.rollback()
         raise PossibleDuplicates(undecided)
     for position, decision in decisions.items():
-        if not 0 <= position < len(data.persons):
-            raise RegistrationInvalid({"persons": ["A duplicate decision names a person not in this registration."]})
         # Only one of the candidates found may be linked: never an arbitrary person id.
-        found = {c.person_id for c in find_duplicate_candidates(data.persons[position])} if decision != "new" else ()
+        found = {c.person_id for c in _find_candidates(probes[position])} if decision != "new" else ()
         if decision != "new" and decision not in found:
             raise RegistrationInvalid({f"persons.{position}": [
                 "The person chosen as a duplicate is not one of the candidates found (or no longer exists)."]})
@@ -295,25 +389,45 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
                 lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging,
                 received_by_id=acting_user.id)
     _apply_case_fields(case, data)
-    db.session.add(case)
-    for position, person in enumerate(data.persons):
-        linked = decisions.get(position)
-        _store_person(case, position, person, data.made_on, None if linked in (None, "new") else linked)
     flags = registration_flags(data)
-    record(EventCode.CASE_REGISTERED, actor=acting_user, subject=("case", case.id),
-           details={"reference": case.reference, "persons": len(data.persons), "flags": flags,
-                    **({"legacy_id": legacy_id} if legacy_id else {})})
-    for position, decision in sorted(decisions.items()):
-        record(EventCode.DUPLICATE_CONFIRMED_NEW if decision == "new" else EventCode.DUPLICATE_LINKED,
-               actor=acting_user, subject=("case", case.id),
-               details={"person_position": position, "linked_person_id": None if decision == "new" else decision})
+    # Audited before the rows are added: the first event locks the chain head, and with nothing
+    # pending yet that lock costs no flush (ids are random and already set). One INSERT for them.
+    record_many(_registration_events(case.id, case.reference, len(data.persons), flags, decisions,
+                                     acting_user, legacy_id))
     if draft_id:
         draft = db.session.get(RegistrationDraft, draft_id)
         if draft is not None and draft.created_by_id == acting_user.id:
             db.session.delete(draft)
-    _after_registration(case, acting_user)
+    db.session.add(case)
+    match_keys, documents = [], []
+    for position, person in enumerate(data.persons):
+        linked = decisions.get(position)
+        _, keys, numbers = _store_person(case, position, person, data.made_on,
+                                         None if linked in (None, "new") else linked, probes[position].tokens)
+        match_keys += keys
+        documents += numbers
+    # Triage's own flush writes the case (with its track already set: one INSERT, no UPDATE),
+    # the people and the events together; its reads need nothing of ours flushed first.
+    with db.session.no_autoflush:
+        _after_registration(case, acting_user)
+    db.session.flush()
+    _insert_key_rows(match_keys, documents)
     db.session.commit()
     return RegistrationResult(case, flags)
+
+
+def _registration_events(case_id: str, reference: str, persons: int, flags: list[str], decisions: dict[int, str],
+                         acting_user, legacy_id: str | None) -> list[PendingEvent]:
+    """CASE_REGISTERED, then one DUPLICATE_CONFIRMED_NEW or DUPLICATE_LINKED per decision."""
+    events = [PendingEvent(EventCode.CASE_REGISTERED, actor=acting_user, subject=("case", case_id),
+                           details={"reference": reference, "persons": persons, "flags": flags,
+                                    **({"legacy_id": legacy_id} if legacy_id else {})})]
+    for position, decision in sorted(decisions.items()):
+        events.append(PendingEvent(
+            EventCode.DUPLICATE_CONFIRMED_NEW if decision == "new" else EventCode.DUPLICATE_LINKED,
+            actor=acting_user, subject=("case", case_id),
+            details={"person_position": position, "linked_person_id": None if decision == "new" else decision}))
+    return events
 
 
 def _apply_case_fields(case: Case, data: RegistrationInput) -> None:
@@ -546,11 +660,17 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
     case.good_cause_for_not_lodging = data.good_cause_for_not_lodging
     _apply_case_fields(case, data)
     existing = list(case.persons)
+    match_keys, documents = [], []
     for position, person_input in enumerate(data.persons):
         if position < len(existing):
             _rewrite_person(existing[position], position, person_input, data.made_on)
         else:
-            _store_person(case, position, person_input, data.made_on, None)
+            _, keys, numbers = _store_person(case, position, person_input, data.made_on, None)
+            match_keys += keys
+            documents += numbers
+    if match_keys or documents:
+        db.session.flush()  # the added people's rows before their key rows (foreign keys)
+        _insert_key_rows(match_keys, documents)
     for surplus in existing[len(data.persons):]:
         case.persons.remove(surplus)
     after = registration_payload(case)
