@@ -58,11 +58,6 @@ def init_web(app: Flask) -> None:
     app.logger.setLevel(logging.INFO)
 
     def start_request():
-        # Flask reuses an application context that is already pushed (the test suite, scripts
-        # driving the test client), and ``g`` with it: without this, one request's signed-in
-        # user, CSRF token and locale, all cached on ``g``, would carry over into the next.
-        for name in list(vars(g)):
-            delattr(g, name)
         # An id from our own proxy is kept only when proxies are trusted; otherwise ours.
         incoming = request.headers.get("X-Request-Id", "") if proxies else ""
         g.request_id = incoming if incoming.isalnum() and len(incoming) <= 64 else secrets.token_hex(8)

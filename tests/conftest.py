@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, select, text
 
@@ -51,6 +53,20 @@ POSTGRES_URL = _database_for_this_worker(os.environ.get("TEST_DATABASE_URL"))
 STRONG_PASSWORD = "correct horse battery staple glacier"
 CSRF_PATTERN = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 KEEP_ON_RESET = {"alembic_version", "crypto_key", "audit_chain_head"}
+
+
+class FreshGlobalsClient(FlaskClient):
+    """Starts every request with an empty ``g``, as a WSGI server does. The fixtures keep one app
+    context pushed for setup and assertions, and Flask reuses a pushed context (and its ``g``)
+    for a request: one request's signed-in user, CSRF token or locale cached on ``g`` would
+    otherwise carry over into the next. (A whole new app context per request would also give the
+    request its own database session, which on SQLite waits on the test's open transaction.)"""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for name in list(vars(g)):
+                delattr(g, name)
+        return super().open(*args, **kwargs)
 
 
 def make_config(database_url: str, tmp_path: Path, **overrides) -> type[TestingConfig]:
@@ -131,6 +147,7 @@ def app_factory(database_url, tmp_path):
 
     def build(**overrides):
         application = create_app(make_config(database_url, tmp_path, **overrides))
+        application.test_client_class = FreshGlobalsClient
         created.append(application)
         with application.app_context():
             limiter.reset()
