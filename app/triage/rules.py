@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -379,6 +380,25 @@ class TriageResult:
         }
 
 
+_RESULT_SETTERS = tuple(getattr(TriageResult, name).__set__ for name in TriageResult.__slots__)
+
+
+def _new_result(track, grounds, rules, ruleset_id, ruleset_version, deadline, facts_used) -> TriageResult:
+    """``TriageResult(...)`` in positional field order, at half the cost: the frozen dataclass's
+    ``__init__`` goes through ``object.__setattr__`` per field, which showed in every profile.
+    Same object, same equality, still frozen for everyone else."""
+    result = object.__new__(TriageResult)
+    set_track, set_grounds, set_rules, set_id, set_version, set_deadline, set_facts = _RESULT_SETTERS
+    set_track(result, track)
+    set_grounds(result, grounds)
+    set_rules(result, rules)
+    set_id(result, ruleset_id)
+    set_version(result, ruleset_version)
+    set_deadline(result, deadline)
+    set_facts(result, facts_used)
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class Track:
     """A procedure track of a ruleset: ``code``, ``precedence`` (lower wins), a ``label``,
@@ -408,10 +428,24 @@ class Rule:
 # --------------------------------------------------------------------------------------------
 # Date helpers (pure, exact)
 # --------------------------------------------------------------------------------------------
+_PARSED_DATES: dict[str, date] = {}  # ISO text -> date: a caseload has a few thousand distinct days
+_PARSED_DATES_MAX = 100_000
+
+
 def _as_date(value: Any) -> date | None:
     """A ``date`` from a date, datetime or ISO string; None stays None."""
     if value is None or type(value) is date:
         return value
+    if type(value) is str:
+        # Every claim carries several ISO dates and the context one more; parsing the same few
+        # thousand days over and over was a measurable share of an evaluation.
+        parsed = _PARSED_DATES.get(value)
+        if parsed is None:
+            parsed = date.fromisoformat(value)
+            if len(_PARSED_DATES) >= _PARSED_DATES_MAX:
+                _PARSED_DATES.clear()
+            _PARSED_DATES[value] = parsed
+        return parsed
     if isinstance(value, str):
         return date.fromisoformat(value)
     if isinstance(value, datetime):
@@ -434,11 +468,15 @@ def _working_days_between(start: date, end: date) -> int:
     return full_weeks * 5 + sum(1 for step in range(1, rest + 1) if (weekday + step) % 7 < 5)
 
 
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February in a leap year: 29
+
+
 def _add_months(start: date, months: int) -> date:
     """Same day ``months`` later, clamped to the month's last day (31 Aug + 6 months = 28/29 Feb)."""
     index = start.month - 1 + months
     year, month = start.year + index // 12, index % 12 + 1
-    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
+    last_day = 29 if month == 2 and calendar.isleap(year) else _DAYS_IN_MONTH[month]
+    return start.replace(year=year, month=month, day=min(start.day, last_day))
 
 
 def _add_working_days(start: date, count: int) -> date:
@@ -490,10 +528,11 @@ _UNSET = object()
 class _Evaluation:
     """Per-call state handed to every compiled closure."""
 
-    __slots__ = ("facts", "context", "derived", "matched")
+    __slots__ = ("facts", "get", "context", "derived", "matched")
 
     def __init__(self, facts, context, derived_count, rule_count):
         self.facts = facts
+        self.get = facts.get  # bound once: every fact read goes through it
         self.context = context
         self.derived = [_UNSET] * derived_count
         self.matched = [False] * rule_count
@@ -581,6 +620,7 @@ class _Compiler:
                     if matched[index]:
                         return False
                 return rest(ev)
+            all_of_rules_then_rest._must = must  # lets the ruleset skip rules behind one guard
             return all_of_rules_then_rest
         return self._all_parts(parts)
 
@@ -648,13 +688,13 @@ class _Compiler:
 
     @staticmethod
     def _any_matched(indices):
-        def any_matched(ev):
-            matched = ev.matched
-            for index in indices:
-                if matched[index]:
-                    return True
-            return False
-        return any_matched
+        if len(indices) == 1:
+            index = indices[0]
+            return lambda ev: bool(ev.matched[index])
+        if not indices:
+            return _always_false
+        pick = itemgetter(*indices)  # any() over a C-built tuple: no Python loop per index
+        return lambda ev: any(pick(ev.matched))
 
     def _rule_position(self, rule_id, where):
         if rule_id not in self.rule_index:
@@ -760,12 +800,12 @@ class _Compiler:
         self.references.facts.add(top)
         if sub:
             if spec.fields[sub].kind == "date":
-                return lambda ev: _as_date((ev.facts.get(top) or _NO_OBJECT).get(sub))
-            return lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub)
+                return lambda ev: _as_date((ev.get(top) or _NO_OBJECT).get(sub))
+            return lambda ev: (ev.get(top) or _NO_OBJECT).get(sub)
         if spec.kind == "date":
-            return lambda ev: _as_date(ev.facts.get(top))
+            return lambda ev: _as_date(ev.get(top))
         default = spec.default
-        return lambda ev: ev.facts.get(top, default)
+        return lambda ev: ev.get(top, default)
 
     def _value_ctx(self, name, where):
         spec = self.context_specs.get(name)
@@ -860,25 +900,25 @@ def _fact_test(top, sub, default, op, literal):
     """One closure reading fact ``top`` (or ``top.sub``) and applying ``op``."""
     if sub:
         tests = {
-            "truthy": lambda ev: bool((ev.facts.get(top) or _NO_OBJECT).get(sub)),
-            "falsy": lambda ev: not (ev.facts.get(top) or _NO_OBJECT).get(sub),
-            "is_null": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) is None,
-            "not_null": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) is not None,
-            "eq": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) == literal,
-            "ne": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) != literal,
-            "in": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) in literal,
-            "not_in": lambda ev: (ev.facts.get(top) or _NO_OBJECT).get(sub) not in literal,
+            "truthy": lambda ev: bool((ev.get(top) or _NO_OBJECT).get(sub)),
+            "falsy": lambda ev: not (ev.get(top) or _NO_OBJECT).get(sub),
+            "is_null": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) is None,
+            "not_null": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) is not None,
+            "eq": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) == literal,
+            "ne": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) != literal,
+            "in": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) in literal,
+            "not_in": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) not in literal,
         }
     else:
         tests = {
-            "truthy": lambda ev: bool(ev.facts.get(top, default)),
-            "falsy": lambda ev: not ev.facts.get(top, default),
-            "is_null": lambda ev: ev.facts.get(top, default) is None,
-            "not_null": lambda ev: ev.facts.get(top, default) is not None,
-            "eq": lambda ev: ev.facts.get(top, default) == literal,
-            "ne": lambda ev: ev.facts.get(top, default) != literal,
-            "in": lambda ev: ev.facts.get(top, default) in literal,
-            "not_in": lambda ev: ev.facts.get(top, default) not in literal,
+            "truthy": lambda ev: bool(ev.get(top, default)),
+            "falsy": lambda ev: not ev.get(top, default),
+            "is_null": lambda ev: ev.get(top, default) is None,
+            "not_null": lambda ev: ev.get(top, default) is not None,
+            "eq": lambda ev: ev.get(top, default) == literal,
+            "ne": lambda ev: ev.get(top, default) != literal,
+            "in": lambda ev: ev.get(top, default) in literal,
+            "not_in": lambda ev: ev.get(top, default) not in literal,
         }
     return tests[op]
 
@@ -1014,6 +1054,8 @@ class Ruleset:
             for rule in self.rules if rule.kind == "ground")
         self._ground_positions = tuple(position for position, _ in self._grounds)
         self._ground_objects = tuple(ground for _, ground in self._grounds)
+        self._ground_flags = _picker(self._ground_positions)
+        self._steps = _guarded_groups(self._evaluation_order)
 
         # Every rule runs on every claim, so the facts a result depends on are those all the
         # rules read plus those the winning track's deadline reads: known at load, free per call.
@@ -1051,30 +1093,22 @@ class Ruleset:
         """
         ev = _Evaluation(facts, self._context_for(context), self._derived_count, self._rule_count)
         matched = ev.matched
-        for position, condition in self._evaluation_order:
+        for position, condition in self._steps:
             matched[position] = condition(ev)
         track = self.default_track
         for position, code in self._routing:
             if matched[position]:
                 track = code
                 break
-        grounds = tuple(compress(self._ground_objects, [matched[p] for p in self._ground_positions]))
-        return TriageResult(
-            track=track,
-            grounds=grounds,
-            rules=tuple(compress(self._rule_ids, matched)),
-            ruleset_id=self.id,
-            ruleset_version=self.version,
-            deadline=self._deadline_of_track[track](ev),
-            facts_used=self._facts_used_by_track[track],
-        )
+        return _new_result(track, tuple(compress(self._ground_objects, self._ground_flags(matched))),
+                           tuple(compress(self._rule_ids, matched)), self.id, self.version,
+                           self._deadline_of_track[track](ev), self._facts_used_by_track[track])
 
     def _context_for(self, context):
         """Defaults overlaid with the caller's settings, with "today" resolved."""
         if context:
-            unknown = context.keys() - self._context_names
-            if unknown:
-                name = sorted(unknown)[0]
+            if not self._context_names.issuperset(context):
+                name = sorted(context.keys() - self._context_names)[0]
                 raise ContextError(name, f"unknown setting for ruleset {self.label} "
                                          f"(known: {', '.join(sorted(self._context_names))})")
             merged = {**self._context_defaults, **context}
@@ -1098,6 +1132,56 @@ class Ruleset:
             problem = _context_problem(spec, value)
             if problem:
                 raise ContextError(name, problem)
+
+
+def _picker(positions):
+    """A C-speed function returning ``tuple(matched[p] for p in positions)``."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    if positions:
+        position = positions[0]
+        return lambda matched: (matched[position],)
+    return lambda matched: ()
+
+
+_MIN_GROUP = 3
+
+
+def _guarded_groups(order):
+    """The evaluation steps: ``order`` with each run of consecutive rules that all require the
+    same earlier rule (``{all: [{rule: X}, ...]}``, e.g. the dozen border rules behind
+    ``border-situation``) folded into one step. When X did not match, none of them can, and the
+    step leaves them all False (their value before evaluation) without calling each of them:
+    the same outcome for a fraction of the calls. The step stands at the run's first rule and
+    returns that rule's value, which the evaluation loop stores again."""
+    steps, start = [], 0
+    while start < len(order):
+        guard = _guard_of(order[start][1])
+        end = start + 1
+        while guard is not None and end < len(order) and _guard_of(order[end][1]) == guard:
+            end += 1
+        if guard is None or end - start < _MIN_GROUP:
+            steps.append(order[start])
+            start += 1
+            continue
+        members, first = tuple(order[start:end]), order[start][0]
+
+        def group(ev, guard=guard, members=members, first=first):
+            matched = ev.matched
+            if not matched[guard]:
+                return False
+            for position, condition in members:
+                matched[position] = condition(ev)
+            return matched[first]
+        steps.append((first, group))
+        start = end
+    return tuple(steps)
+
+
+def _guard_of(condition):
+    """The first rule a compiled ``all`` condition requires to have matched, else None."""
+    must = getattr(condition, "_must", None)
+    return must[0] if must else None
 
 
 def _text(value, where):
@@ -1333,17 +1417,31 @@ def _compile_time_limit(compiler, node, where):
             anchor = compiler.value(option["from"], f"{spot}.from")
             compiled.append((when, anchor, _ADD_PERIOD[units[0]], amount, description))
         descriptions.append(description)
-    compiled = tuple(compiled)
+    # One Deadline per option and start day, built once: a caseload has a few thousand distinct
+    # anchor days, and the date arithmetic cost more than all of a claim's rules together.
+    compiled = tuple((when, anchor, add, amount, description, {}) for when, anchor, add, amount, description
+                     in compiled)
 
     def deadline(ev):
-        for when, anchor, add, amount, description in compiled:
+        for when, anchor, add, amount, description, known in compiled:
             if when is None or when(ev):
                 if anchor is None:
                     return None
                 start = _as_date(anchor(ev))
-                return None if start is None else Deadline(add(start, amount).isoformat(), description)
+                if start is None:
+                    return None
+                found = known.get(start)
+                if found is None:
+                    found = Deadline(add(start, amount).isoformat(), description)
+                    if len(known) >= _DEADLINES_PER_OPTION_MAX:
+                        known.clear()
+                    known[start] = found
+                return found
         return None
     return deadline, tuple(descriptions)
+
+
+_DEADLINES_PER_OPTION_MAX = 20_000
 
 
 # --------------------------------------------------------------------------------------------
