@@ -185,8 +185,10 @@ def run_w4(context: Context) -> list[Row]:
         data = {"office_ids": office_ids, "workers": workers, "worker_office": worker_office,
                 "case_ids": case_ids, "load_s": context.info.get("fill_s", 0.0)}
         queries = bq.measure_queries(data, rng, samples)
-        pages = bq.measure_pages(app, data, rng, page_samples)
         db.session.remove()
+    # Outside the context: each request pushes its own, as under a WSGI server (see measure_pages).
+    pages = bq.measure_pages(app, data, rng, page_samples)
+    with app.app_context():
         db.engine.dispose()
     base = queries["get_by_key"]
     rows = []
