@@ -1,8 +1,12 @@
-"""Bulk import of legacy claims (JSON Lines), through the same registration service as the form:
-the same validation, encryption, blind indexes, duplicate check, triage and audit.
+"""Bulk import of legacy claims (JSON Lines), through the registration service: the same
+validation, encryption, blind indexes, duplicate check, triage and audit as the form.
 
-Each line is registered in a transaction of its own, so a bad line is reported with its number
-and reason and leaves nothing behind, while good lines are kept. Format: docs/import-format.md.
+Lines are registered in batches (``BATCH_SIZE``) by ``services.register_claims``: each batch is
+one transaction in which every line is validated and checked before anything is written, so a
+bad line is reported with its number and reason and leaves nothing behind, while the good lines
+of the batch are kept. Should a batch fail in the database (a reference taken meanwhile by a
+concurrent registration, say), it is rolled back whole and its lines are registered one by one
+instead, each in a transaction of its own. Format: docs/import-format.md.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.extensions import db
 from app.intake import services
 
 MAX_LINE_BYTES = 1_000_000
+# Lines per transaction: large enough that per-transaction costs (the chain-head lock, the
+# commit, the lookups) vanish per claim, small enough to hold the write lock (SQLite) briefly.
+BATCH_SIZE = 500
 ON_DUPLICATE = ("skip", "new")
 
 
@@ -43,60 +52,109 @@ def _describe(errors: dict[str, list[str]]) -> str:
 
 
 def import_claims(lines: Iterable[str], *, acting_user, dry_run: bool = False, on_duplicate: str = "skip",
-                  on_line: Callable[[int], None] | None = None) -> ImportReport:
+                  on_line: Callable[[int], None] | None = None, batch_size: int | None = None) -> ImportReport:
     """Import one claim per line. ``on_duplicate``: "skip" reports lines whose people may already
-    be registered (a person must look at them); "new" registers them as new people (the decision
-    is audited like the officer's). ``dry_run`` validates and checks duplicates, writes nothing.
-    An optional ``legacy_id`` key per line is kept in the audit event to trace the migration."""
+    be registered, or appear on an earlier line of the file (a person must look at them); "new"
+    registers them as new people (the decision is audited like the officer's). ``dry_run``
+    validates and checks duplicates, writes nothing. An optional ``legacy_id`` key per line is
+    kept in the audit event to trace the migration. ``batch_size``: lines per transaction."""
     if on_duplicate not in ON_DUPLICATE:
         raise ValueError(f"on_duplicate must be one of {ON_DUPLICATE}")
+    size = max(1, batch_size or BATCH_SIZE)
     report = ImportReport()
+    batch: list[_Line] = []
     for number, raw in enumerate(lines, start=1):
         if on_line:
             on_line(number)
         if not raw.strip():
             continue
         report.read += 1
-        if len(raw) > MAX_LINE_BYTES:
-            report.problems.append(ImportProblem(number, "line longer than 1 MB"))
+        parsed = _parse(number, raw)
+        if isinstance(parsed, ImportProblem):
+            report.problems.append(parsed)
             continue
-        try:
-            payload = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            report.problems.append(ImportProblem(number, f"not valid JSON (column {exc.colno})"))
-            continue
-        if not isinstance(payload, dict):
-            report.problems.append(ImportProblem(number, "a line must hold one JSON object"))
-            continue
-        legacy_id = payload.pop("legacy_id", None)
-        legacy_id = str(legacy_id)[:100] if legacy_id is not None else None
-        try:
-            if dry_run:
-                data = services.validate_registration(payload)
-                duplicates = [p for p in data.persons if services.find_duplicate_candidates(p)]
-                if duplicates and on_duplicate == "skip":
-                    report.skipped_duplicates += 1
-                    report.problems.append(ImportProblem(number, "possible duplicate of a registered person"))
-                else:
-                    report.valid += 1
-                db.session.rollback()
-                continue
-            decisions = None
-            if on_duplicate == "new" and isinstance(payload.get("persons"), list):
-                decisions = dict.fromkeys(range(len(payload["persons"])), "new")
-            result = services.register_claim(payload, acting_user=acting_user, duplicate_decisions=decisions,
-                                             legacy_id=legacy_id)
-        except services.RegistrationInvalid as exc:
-            db.session.rollback()
-            report.problems.append(ImportProblem(number, _describe(exc.errors)))
-            continue
-        except services.PossibleDuplicates as exc:
-            db.session.rollback()
-            refs = sorted({c.case_reference for cands in exc.candidates.values() for c in cands})
-            report.skipped_duplicates += 1
-            report.problems.append(ImportProblem(number, "possible duplicate of a person in " + ", ".join(refs)))
-            continue
-        report.imported += 1
-        report.valid += 1
-        report.references.append(result.case.reference)
+        batch.append(parsed)
+        if len(batch) >= size:
+            _import_batch(batch, report, acting_user=acting_user, dry_run=dry_run, on_duplicate=on_duplicate)
+            batch = []
+    if batch:
+        _import_batch(batch, report, acting_user=acting_user, dry_run=dry_run, on_duplicate=on_duplicate)
+    report.problems.sort(key=lambda problem: problem.line)
     return report
+
+
+@dataclass
+class _Line:
+    number: int
+    payload: dict
+    legacy_id: str | None
+
+
+def _parse(number: int, raw: str) -> _Line | ImportProblem:
+    if len(raw) > MAX_LINE_BYTES:
+        return ImportProblem(number, "line longer than 1 MB")
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return ImportProblem(number, f"not valid JSON (column {exc.colno})")
+    if not isinstance(payload, dict):
+        return ImportProblem(number, "a line must hold one JSON object")
+    legacy_id = payload.pop("legacy_id", None)
+    return _Line(number, payload, str(legacy_id)[:100] if legacy_id is not None else None)
+
+
+def _duplicate_reason(candidates: dict[int, list[services.DuplicateCandidate]]) -> str:
+    # References and line numbers only: never a name or any other personal data.
+    refs = sorted({c.case_reference for cands in candidates.values() for c in cands})
+    return "possible duplicate of a person in " + ", ".join(refs)
+
+
+def _import_batch(batch: list[_Line], report: ImportReport, *, acting_user, dry_run: bool, on_duplicate: str) -> None:
+    try:
+        outcomes = services.register_claims(
+            [line.payload for line in batch], acting_user=acting_user, on_duplicate=on_duplicate,
+            legacy_ids=[line.legacy_id for line in batch], labels=[f"line {line.number}" for line in batch],
+            dry_run=dry_run)
+    except SQLAlchemyError:
+        # The batch was rolled back whole (register_claims did): nothing of it is stored.
+        db.session.rollback()
+        for line in batch:
+            _import_one(line, report, acting_user=acting_user, on_duplicate=on_duplicate)
+        return
+    for line, outcome in zip(batch, outcomes, strict=True):
+        if outcome.errors is not None:
+            report.problems.append(ImportProblem(line.number, _describe(outcome.errors)))
+        elif outcome.duplicates is not None:
+            report.skipped_duplicates += 1
+            report.problems.append(ImportProblem(line.number, _duplicate_reason(outcome.duplicates)))
+        else:
+            report.valid += 1
+            if not dry_run:
+                report.imported += 1
+                report.references.append(outcome.reference)
+
+
+def _import_one(line: _Line, report: ImportReport, *, acting_user, on_duplicate: str) -> None:
+    """One line in a transaction of its own (the fallback when a batch fails in the database)."""
+    decisions = None
+    if on_duplicate == "new" and isinstance(line.payload.get("persons"), list):
+        decisions = dict.fromkeys(range(len(line.payload["persons"])), "new")
+    try:
+        result = services.register_claim(line.payload, acting_user=acting_user, duplicate_decisions=decisions,
+                                         legacy_id=line.legacy_id)
+    except services.RegistrationInvalid as exc:
+        db.session.rollback()
+        report.problems.append(ImportProblem(line.number, _describe(exc.errors)))
+        return
+    except services.PossibleDuplicates as exc:
+        db.session.rollback()
+        report.skipped_duplicates += 1
+        report.problems.append(ImportProblem(line.number, _duplicate_reason(exc.candidates)))
+        return
+    except SQLAlchemyError:
+        db.session.rollback()
+        report.problems.append(ImportProblem(line.number, "could not be stored (database error); nothing was saved"))
+        return
+    report.imported += 1
+    report.valid += 1
+    report.references.append(result.case.reference)

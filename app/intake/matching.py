@@ -44,6 +44,7 @@ import re
 import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from itertools import combinations, permutations, product
 
@@ -316,6 +317,10 @@ def _skeleton_of(phonetic: str) -> str:
     return s or "0"
 
 
+# Names repeat a great deal across a caseload (and a bulk import), and a name's tokens depend on
+# nothing else: normalising each distinct name once saves most of the work of match keys and
+# scoring. Bounded, so a long-running worker keeps a few MB at most; tokens are immutable.
+@lru_cache(maxsize=50_000)
 def _tokens(text: str | None) -> tuple[_Token, ...]:
     if not text:
         return ()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
+from types import SimpleNamespace
 from datetime import date, timedelta
 
 from sqlalchemy import func, insert, select
@@ -21,6 +23,7 @@ from app.audit.codes import EventCode
 from app.audit.services import PendingEvent, record, record_and_commit, record_many
 from app.auth.models import Office
 from app.auth.permissions import Permission
+from app.db_types import utcnow
 from app.extensions import db
 from app.intake import matching
 from app.intake.models import (S3_PERSON_SECTIONS, Case, DocumentNumberIndex, Person, PersonMatchKey,
@@ -430,24 +433,31 @@ def _registration_events(case_id: str, reference: str, persons: int, flags: list
     return events
 
 
-def _apply_case_fields(case: Case, data: RegistrationInput) -> None:
-    """Derived and S1 case fields from a validated registration (used on create and on edit)."""
+def _case_fields(data: RegistrationInput) -> dict:
+    """Derived and S1 case fields, and the (encrypted) arrival section, from a validated
+    registration: the one recipe of the form (ORM, create and edit) and the bulk import (Core)."""
     arrival = data.arrival
-    case.location_context = arrival.location_context
-    case.authorised_to_enter = arrival.authorised_to_enter
-    case.fulfils_entry_conditions = arrival.fulfils_entry_conditions
-    case.presented_without_delay = arrival.presented_without_delay
-    case.arrival = arrival.model_dump(mode="json")
     principal = data.principal
-    case.principal_nationality = _person_nationality(principal)
-    case.registration_delay_days = (data.registered_on - data.made_on).days
-    case.late_registration = case.registration_delay_days > LATE_REGISTRATION_DAYS
-    case.is_subsequent_application = bool(principal.history.previous_applications)
-    case.special_needs_assessment_due = data.made_on + timedelta(days=SPECIAL_NEEDS_ASSESSMENT_DAYS)
+    delay = (data.registered_on - data.made_on).days
     needs_representative = any(p.family.unaccompanied_minor and not p.family.representative_name
                                for p in data.persons)
-    case.representative_due = (add_working_days(data.registered_on, REPRESENTATIVE_WORKING_DAYS)
-                               if needs_representative else None)
+    return {
+        "location_context": arrival.location_context, "authorised_to_enter": arrival.authorised_to_enter,
+        "fulfils_entry_conditions": arrival.fulfils_entry_conditions,
+        "presented_without_delay": arrival.presented_without_delay, "arrival": arrival.model_dump(mode="json"),
+        "principal_nationality": _person_nationality(principal), "registration_delay_days": delay,
+        "late_registration": delay > LATE_REGISTRATION_DAYS,
+        "is_subsequent_application": bool(principal.history.previous_applications),
+        "special_needs_assessment_due": data.made_on + timedelta(days=SPECIAL_NEEDS_ASSESSMENT_DAYS),
+        "representative_due": (add_working_days(data.registered_on, REPRESENTATIVE_WORKING_DAYS)
+                               if needs_representative else None),
+    }
+
+
+def _apply_case_fields(case: Case, data: RegistrationInput) -> None:
+    """Derived and S1 case fields from a validated registration (used on create and on edit)."""
+    for name, value in _case_fields(data).items():
+        setattr(case, name, value)
 
 
 def _after_registration(case: Case, acting_user) -> None:
@@ -455,6 +465,274 @@ def _after_registration(case: Case, acting_user) -> None:
     from app.triage.services import triage_case  # triage reads intake: imported late, no cycle
 
     triage_case(case, acting_user=acting_user, trigger="registration")
+
+
+# -- bulk registration (the import) ----------------------------------------------------------------
+
+@dataclass
+class BulkOutcome:
+    """What became of one claim of ``register_claims``: registered (``reference``), refused
+    (``errors``, as RegistrationInvalid has them) or held back as a possible duplicate
+    (``duplicates``: person position -> candidates, as PossibleDuplicates has them). In a dry
+    run an accepted claim has neither errors nor duplicates and no reference."""
+
+    reference: str | None = None
+    errors: dict[str, list[str]] | None = None
+    duplicates: dict[int, list[DuplicateCandidate]] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.errors is None and self.duplicates is None
+
+
+@dataclass
+class _Accepted:
+    index: int
+    data: RegistrationInput
+    probes: list[_Probe]
+    legacy_id: str | None
+    case_id: str = field(default_factory=crypto.new_row_id)
+    person_ids: list[str] = field(default_factory=list)
+    reference: str | None = None
+
+
+_KEY_CHUNK = 500  # tokens per IN list
+
+
+def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "skip",
+                    legacy_ids: list[str | None] | None = None, labels: list[str] | None = None,
+                    dry_run: bool = False) -> list[BulkOutcome]:
+    """Register many claims in one transaction (the bulk import): the same validation,
+    encryption, blind indexes, match keys, duplicate check, triage and audit as
+    ``register_claim``, and the same stored rows, but written with one multi-row INSERT per
+    table, one lock of the audit chain head and the data key looked up once.
+
+    Every claim is validated and checked before anything is written, so a refused claim leaves
+    nothing behind and never spoils the others; the accepted ones commit together, once. Returns
+    one BulkOutcome per payload, in order. ``on_duplicate``: "skip" holds back a claim with a
+    person who may already be registered -- in the database or in an earlier claim of the same
+    batch, exactly as registering them one after the other would find; "new" registers every
+    person as new and audits that decision per person (as the officer's "new person" is
+    audited), without a lookup. ``legacy_ids`` go into each CASE_REGISTERED event; ``labels``
+    name the claims (say "line 12") where a candidate is another claim of the batch, which has
+    no case reference yet (default: "claim N of this batch").
+    ``dry_run``: validate and check only, write nothing. A database error (say, a concurrent
+    registration taking the same reference) rolls the whole batch back and is raised.
+    """
+    if not acting_user.can(Permission.CASE_REGISTER):
+        raise PermissionError("registration needs the case.register permission")
+    if on_duplicate not in ("skip", "new"):
+        raise ValueError("on_duplicate must be 'skip' or 'new'")
+    legacy_ids = legacy_ids or [None] * len(payloads)
+    outcomes = [BulkOutcome() for _ in payloads]
+    accepted: list[_Accepted] = []
+    for index, payload in enumerate(payloads):
+        try:
+            data = validate_registration(payload)
+        except RegistrationInvalid as exc:
+            outcomes[index].errors = exc.errors
+            continue
+        accepted.append(_Accepted(index, data, [_probe(p) for p in data.persons], legacy_ids[index]))
+    office = db.session.get(Office, acting_user.office_id)
+    if on_duplicate == "skip":
+        labels = labels or [f"claim {n} of this batch" for n in range(1, len(payloads) + 1)]
+        accepted = _without_duplicates(accepted, outcomes, office, labels)
+    if dry_run or not accepted:
+        db.session.rollback()
+        return outcomes
+    try:
+        _write_batch(accepted, office, acting_user, on_duplicate)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    for item in accepted:
+        outcomes[item.index].reference = item.reference
+    return outcomes
+
+
+def _without_duplicates(accepted: list[_Accepted], outcomes: list[BulkOutcome], office: Office,
+                        labels: list[str]) -> list[_Accepted]:
+    """The claims none of whose people may already be registered, in order. Candidates come
+    from the database (one key lookup and one read for the whole batch) and from the claims
+    kept before in this batch; each person is scored like ``find_duplicate_candidates`` does."""
+    tokens = sorted({t for item in accepted for probe in item.probes for t in probe.tokens})
+    holders: dict[bytes, list[str]] = {}
+    for start in range(0, len(tokens), _KEY_CHUNK):
+        for person_id, key in db.session.execute(
+                select(PersonMatchKey.person_id, PersonMatchKey.key)
+                .where(PersonMatchKey.key.in_(tokens[start:start + _KEY_CHUNK]))):
+            holders.setdefault(bytes(key), []).append(person_id)
+    ranked_per_probe = {}
+    for item in accepted:
+        for position, probe in enumerate(item.probes):
+            ranked_per_probe[item.index, position] = _ranked_holders(probe, holders)
+    stored = _stored_people(pid for ids in ranked_per_probe.values() for pid in ids)
+    in_batch: dict[bytes, list[_StoredPerson]] = {}
+    kept = []
+    for item in accepted:
+        undecided: dict[int, list[DuplicateCandidate]] = {}
+        for position, probe in enumerate(item.probes):
+            people = [stored[pid] for pid in ranked_per_probe[item.index, position] if pid in stored]
+            seen = set()
+            for token in probe.tokens:
+                for earlier in in_batch.get(token, ()):
+                    if earlier.person_id not in seen:
+                        seen.add(earlier.person_id)
+                        people.append(earlier)
+            candidates = _scored(probe, people)
+            if candidates:
+                undecided[position] = candidates
+        if undecided:
+            outcomes[item.index].duplicates = undecided
+            continue
+        kept.append(item)
+        item.person_ids = [crypto.new_row_id() for _ in item.data.persons]
+        for position, (person, probe) in enumerate(zip(item.data.persons, item.probes, strict=True)):
+            dumped = person.model_dump(mode="json", include={"identity", "birth"})
+            # Named by its label: its reference is only drawn when the batch is written.
+            entry = _StoredPerson(item.person_ids[position], item.case_id, labels[item.index], office.code,
+                                  dumped["identity"], dumped["birth"], tuple(person.nationality.nationalities),
+                                  person.nationality.former_habitual_residence)
+            for token in probe.tokens:
+                in_batch.setdefault(token, []).append(entry)
+    return kept
+
+
+def _ranked_holders(probe: _Probe, holders: dict[bytes, list[str]]) -> list[str]:
+    """Stored people sharing keys with ``probe``, most shared first, capped like the single lookup."""
+    shared: dict[str, int] = {}
+    for token in probe.tokens:
+        for person_id in holders.get(token, ()):
+            shared[person_id] = shared.get(person_id, 0) + 1
+    return sorted(shared, key=lambda pid: -shared[pid])[:MAX_CANDIDATES_LOOKED_UP]
+
+
+def _new_references(office: Office, items: list[_Accepted]) -> None:
+    """A fresh reference per claim (see ``_new_reference``), unique in the batch and checked
+    against the stored ones with one query per round."""
+    taken: set[str] = set()
+    pending = list(items)
+    while pending:
+        for item in pending:
+            while True:
+                suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+                reference = f"{office.code}-{item.data.registered_on.year}-{suffix}"
+                if reference not in taken:
+                    break
+            item.reference = reference
+            taken.add(reference)
+        clashing = set()
+        wanted = [item.reference for item in pending]
+        for start in range(0, len(wanted), _KEY_CHUNK):
+            clashing.update(db.session.scalars(select(Case.reference).where(
+                Case.reference.in_(wanted[start:start + _KEY_CHUNK]))))
+        pending = [item for item in pending if item.reference in clashing]
+
+
+@dataclass(frozen=True)
+class _BulkTriage:
+    """Triage of a new case as ``app.triage.services.triage_case`` does it (the engine's result
+    for the case's facts under the active ruleset), as row values for a bulk insert: the
+    TriageRecord, the case's triage columns and the CASE_TRIAGED details. A new case has no
+    override and no previous track, so there is no TRACK_CHANGED. Kept equal to triage_case by
+    tests/integration/test_import_batch.py (the same claim both ways gives the same rows)."""
+
+    label: str
+    result: Any
+    facts: dict
+    priority: int
+
+    @classmethod
+    def of(cls, case_view, state) -> _BulkTriage:
+        from app.triage import services as triage
+
+        facts = triage.facts_of_case(case_view, state)
+        result = state.active.ruleset.evaluate(facts, state.context)
+        return cls(state.active.label, result, facts, triage.priority_for(result.track, facts))
+
+    @property
+    def deadline(self) -> date | None:
+        return date.fromisoformat(self.result.deadline.date) if self.result.deadline else None
+
+    def record_fields(self) -> dict:
+        deadline = self.result.deadline
+        return {"ruleset_label": self.label, "track": self.result.track, "deadline": self.deadline,
+                "deadline_description": deadline.description[:200] if deadline else None, "trigger": "registration"}
+
+    def sealed_fields(self) -> dict:
+        from app.triage import services as triage
+
+        return {"grounds": triage._grounds_blob(self.result), "facts": self.facts}
+
+    def case_fields(self, now) -> dict:
+        return {"track": self.result.track, "track_overridden": False, "statutory_deadline": self.deadline,
+                "priority": self.priority, "triaged_at": now, "ruleset_label": self.label}
+
+    def event_details(self, record_id: str) -> dict:
+        return {"trigger": "registration", "ruleset": self.label, "track": self.result.track,
+                "grounds": [g.code for g in self.result.grounds],
+                "deadline": self.result.deadline.date if self.result.deadline else None,
+                "record": record_id, "overridden": False}
+
+
+def _write_batch(items: list[_Accepted], office: Office, acting_user, on_duplicate: str) -> None:
+    """Rows of every table for the accepted claims, then the audit events, all in the current
+    transaction: cases, people, keys, triage records (one multi-row INSERT each)."""
+    from app.triage import services as triage  # triage reads intake: imported late, no cycle
+    from app.triage.models import TriageRecord
+
+    _new_references(office, items)
+    encrypt = crypto.keyring().encryptor()
+    # Once per batch (one read of the cache token), and stored and activated on first use, as
+    # triage_case does for one case.
+    state = triage._writable_state()
+    now = utcnow()
+    cases, people, match_keys, documents, triage_records, events = [], [], [], [], [], []
+    for item in items:
+        data = item.data
+        if not item.person_ids:  # "new": no duplicate check gave them ids yet
+            item.person_ids = [crypto.new_row_id() for _ in data.persons]
+        fields = _case_fields(data)
+        arrival = fields.pop("arrival")
+        decisions = dict.fromkeys(range(len(data.persons)), "new") if on_duplicate == "new" else {}
+        stored_persons = []
+        for position, person in enumerate(data.persons):
+            person_id = item.person_ids[position]
+            plain, sections = _person_values(position, data.persons[position], data.made_on, None)
+            people.append({"id": person_id, "case_id": item.case_id, "created_at": now, "version": 1, **plain,
+                           **crypto.sealed_columns(Person, person_id, sections, encrypt)})
+            keys, numbers = _key_rows(person_id, person, item.probes[position].tokens)
+            match_keys += keys
+            documents += numbers
+            stored_persons.append(SimpleNamespace(**plain, **sections))
+        # The case as triage_case would read it (facts_of_case -> registration_payload): the
+        # same attribute names as the stored case, so the facts are the same.
+        case_view = SimpleNamespace(
+            made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
+            lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging, arrival=arrival,
+            assessment=None, persons=stored_persons)
+        outcome = _BulkTriage.of(case_view, state)
+        record_id = crypto.new_row_id()
+        triage_records.append({
+            "id": record_id, "case_id": item.case_id, "created_at": now, "created_by_id": acting_user.id,
+            **outcome.record_fields(), **crypto.sealed_columns(TriageRecord, record_id, outcome.sealed_fields(),
+                                                              encrypt)})
+        cases.append({
+            "id": item.case_id, "reference": item.reference, "office_id": office.id, "status": "registered",
+            "made_on": data.made_on, "made_place": data.made_place, "registered_on": data.registered_on,
+            "lodged_on": data.lodged_on, "good_cause_for_not_lodging": data.good_cause_for_not_lodging,
+            "received_by_id": acting_user.id, **fields, "assigned_to_id": None, "assigned_at": None,
+            "created_at": now, "updated_at": now, "version": 1, **outcome.case_fields(now),
+            **crypto.sealed_columns(Case, item.case_id, {"arrival": arrival, "assessment": None}, encrypt)})
+        events += _registration_events(item.case_id, item.reference, len(data.persons),
+                                       registration_flags(data), decisions, acting_user, item.legacy_id)
+        events.append(PendingEvent(EventCode.CASE_TRIAGED, actor=acting_user, subject=("case", item.case_id),
+                                   details=outcome.event_details(record_id)))
+    for model, rows in ((Case, cases), (Person, people), (TriageRecord, triage_records)):
+        db.session.execute(insert(model.__table__), rows)
+    _insert_key_rows(match_keys, documents)
+    record_many(events)
 
 
 # -- drafts ------------------------------------------------------------------------------------------
