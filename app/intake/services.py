@@ -15,7 +15,7 @@ from typing import Any
 from types import SimpleNamespace
 from datetime import date, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
@@ -179,16 +179,8 @@ def find_duplicate_candidates(person: PersonInput, *, exclude_case_id: str | Non
 
 
 def _find_candidates(probe_of: _Probe, *, exclude_case_id: str | None = None) -> list[DuplicateCandidate]:
-    if not probe_of.tokens:
-        return []
-    # People sharing the most keys first, so a common name cannot push the real duplicate out
-    # of the capped candidate list.
-    shared = func.count().label("shared")
-    ranked_ids = db.session.scalars(
-        select(PersonMatchKey.person_id).where(PersonMatchKey.key.in_(probe_of.tokens))
-        .group_by(PersonMatchKey.person_id).order_by(shared.desc()).limit(MAX_CANDIDATES_LOOKED_UP)).all()
-    stored = _stored_people(ranked_ids)
-    return _scored(probe_of, [p for p in stored.values() if p.case_id != exclude_case_id])
+    [stored] = _registered_candidates([probe_of])
+    return _scored(probe_of, [p for p in stored if p.case_id != exclude_case_id])
 
 
 @dataclass(frozen=True)
@@ -209,25 +201,48 @@ class _StoredPerson:
                                      (self.nationalities or (self.former_habitual_residence,))[0])
 
 
-_STORED_CHUNK = 500  # ids per IN list: far below every driver's parameter limit
+_KEY_CHUNK = 500  # tokens per IN list: far below every driver's parameter limit
 
 
-def _stored_people(person_ids) -> dict[str, _StoredPerson]:
-    """The people ``person_ids`` with their case reference and office, in one query per chunk of
-    plain columns (no ORM objects: only two sections are decrypted, and only of these rows)."""
-    ids = list(dict.fromkeys(person_ids))
-    out: dict[str, _StoredPerson] = {}
-    identity_col, birth_col = Person.__table__.c.identity, Person.__table__.c.birth
-    for start in range(0, len(ids), _STORED_CHUNK):
+def _registered_candidates(probes: list[_Probe]) -> list[list[_StoredPerson]]:
+    """For each probe, the registered people sharing at least one match key with it, those
+    sharing the most keys first (so a common name cannot push the real duplicate out of the
+    capped list), at most MAX_CANDIDATES_LOOKED_UP. One query per chunk of tokens for all the
+    probes at once (a whole registration, or a whole import batch): each key row comes with its
+    person's identity and birth ciphertexts, case reference and office, so no second read is
+    needed; only the people kept are decrypted, each once."""
+    tokens = sorted({t for probe in probes for t in probe.tokens})
+    holders: dict[bytes, list[str]] = {}
+    found: dict[str, tuple] = {}
+    table = Person.__table__
+    for start in range(0, len(tokens), _KEY_CHUNK):
         rows = db.session.execute(
-            select(Person.id, Person.case_id, identity_col, birth_col, Person.nationalities,
-                   Person.former_habitual_residence, Case.reference, Office.code)
-            .join(Case, Case.id == Person.case_id).join(Office, Office.id == Case.office_id)
-            .where(Person.id.in_(ids[start:start + _STORED_CHUNK]))).all()
-        for person_id, case_id, identity, birth, nationalities, former, reference, office_code in rows:
-            opened = crypto.opened_columns(Person, person_id, {"identity": identity, "birth": birth})
-            out[person_id] = _StoredPerson(person_id, case_id, reference, office_code, opened["identity"] or {},
-                                           opened["birth"] or {}, tuple(nationalities or ()), former)
+            select(PersonMatchKey.key, Person.id, Person.case_id, table.c.identity, table.c.birth,
+                   Person.nationalities, Person.former_habitual_residence, Case.reference, Office.code)
+            .join(Person, Person.id == PersonMatchKey.person_id).join(Case, Case.id == Person.case_id)
+            .join(Office, Office.id == Case.office_id)
+            .where(PersonMatchKey.key.in_(tokens[start:start + _KEY_CHUNK])))
+        for key, person_id, *rest in rows:
+            holders.setdefault(bytes(key), []).append(person_id)
+            found[person_id] = rest
+    opened: dict[str, _StoredPerson] = {}
+
+    def person(person_id: str) -> _StoredPerson:
+        if person_id not in opened:
+            case_id, identity, birth, nationalities, former, reference, office_code = found[person_id]
+            values = crypto.opened_columns(Person, person_id, {"identity": identity, "birth": birth})
+            opened[person_id] = _StoredPerson(person_id, case_id, reference, office_code, values["identity"] or {},
+                                              values["birth"] or {}, tuple(nationalities or ()), former)
+        return opened[person_id]
+
+    out = []
+    for probe in probes:
+        shared: dict[str, int] = {}
+        for token in probe.tokens:
+            for person_id in holders.get(token, ()):
+                shared[person_id] = shared.get(person_id, 0) + 1
+        ranked = sorted(shared, key=lambda pid: -shared[pid])[:MAX_CANDIDATES_LOOKED_UP]
+        out.append([person(pid) for pid in ranked])
     return out
 
 
@@ -370,10 +385,9 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
     # Match keys once per person: the duplicate check reads them and the same tokens are stored.
     probes = [_probe(person) for person in data.persons]
     undecided: dict[int, list[DuplicateCandidate]] = {}
-    for position, probe in enumerate(probes):
-        if position in decisions:
-            continue
-        candidates = _find_candidates(probe)
+    positions = [position for position in range(len(probes)) if position not in decisions]
+    for position, stored in zip(positions, _registered_candidates([probes[p] for p in positions]), strict=True):
+        candidates = _scored(probes[position], stored)
         if candidates:
             undecided[position] = candidates
     if undecided:
@@ -496,9 +510,6 @@ class _Accepted:
     reference: str | None = None
 
 
-_KEY_CHUNK = 500  # tokens per IN list
-
-
 def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "skip",
                     legacy_ids: list[str | None] | None = None, labels: list[str] | None = None,
                     dry_run: bool = False) -> list[BulkOutcome]:
@@ -556,24 +567,15 @@ def _without_duplicates(accepted: list[_Accepted], outcomes: list[BulkOutcome], 
     """The claims none of whose people may already be registered, in order. Candidates come
     from the database (one key lookup and one read for the whole batch) and from the claims
     kept before in this batch; each person is scored like ``find_duplicate_candidates`` does."""
-    tokens = sorted({t for item in accepted for probe in item.probes for t in probe.tokens})
-    holders: dict[bytes, list[str]] = {}
-    for start in range(0, len(tokens), _KEY_CHUNK):
-        for person_id, key in db.session.execute(
-                select(PersonMatchKey.person_id, PersonMatchKey.key)
-                .where(PersonMatchKey.key.in_(tokens[start:start + _KEY_CHUNK]))):
-            holders.setdefault(bytes(key), []).append(person_id)
-    ranked_per_probe = {}
-    for item in accepted:
-        for position, probe in enumerate(item.probes):
-            ranked_per_probe[item.index, position] = _ranked_holders(probe, holders)
-    stored = _stored_people(pid for ids in ranked_per_probe.values() for pid in ids)
+    probes = [(item.index, position, probe) for item in accepted for position, probe in enumerate(item.probes)]
+    registered = dict(zip(((index, position) for index, position, _ in probes),
+                          _registered_candidates([probe for _, _, probe in probes]), strict=True))
     in_batch: dict[bytes, list[_StoredPerson]] = {}
     kept = []
     for item in accepted:
         undecided: dict[int, list[DuplicateCandidate]] = {}
         for position, probe in enumerate(item.probes):
-            people = [stored[pid] for pid in ranked_per_probe[item.index, position] if pid in stored]
+            people = list(registered[item.index, position])
             seen = set()
             for token in probe.tokens:
                 for earlier in in_batch.get(token, ()):
@@ -597,15 +599,6 @@ def _without_duplicates(accepted: list[_Accepted], outcomes: list[BulkOutcome], 
             for token in probe.tokens:
                 in_batch.setdefault(token, []).append(entry)
     return kept
-
-
-def _ranked_holders(probe: _Probe, holders: dict[bytes, list[str]]) -> list[str]:
-    """Stored people sharing keys with ``probe``, most shared first, capped like the single lookup."""
-    shared: dict[str, int] = {}
-    for token in probe.tokens:
-        for person_id in holders.get(token, ()):
-            shared[person_id] = shared.get(person_id, 0) + 1
-    return sorted(shared, key=lambda pid: -shared[pid])[:MAX_CANDIDATES_LOOKED_UP]
 
 
 def _new_references(office: Office, items: list[_Accepted]) -> None:
