@@ -26,7 +26,8 @@ from datetime import date, datetime, timedelta
 import pycountry
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import false, func, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
@@ -110,11 +111,19 @@ def _require_any(user, permissions: Iterable[Permission], what: str) -> None:
 
 def _lock_case(case_id: str, acting_user, expected_version: int | None, submitted: Mapping | None) -> Case:
     """The case, in scope, locked for this transaction and re-read; DecisionConflict when its
-    version is not the one the user saw."""
-    case = _scoped_case(case_id, acting_user)
-    # Fetched (not just executed): the ORM refreshes the instance only while loading the rows.
-    case = db.session.execute(select(Case).where(Case.id == case.id).with_for_update()
-                              .execution_options(populate_existing=True)).scalar_one()
+    version is not the one the user saw.
+
+    One read: the locking SELECT is also the scope check. Only when it finds nothing, or a case
+    of another office, does intake's ``_scoped_case`` take over, to refuse in the one way every
+    package refuses (CaseNotFound, and the denial audited)."""
+    case = None
+    if case_id and len(case_id) <= 32:
+        # Fetched (not just executed): the ORM refreshes the instance only while loading the rows.
+        case = db.session.execute(select(Case).where(Case.id == case_id).with_for_update()
+                                  .execution_options(populate_existing=True)).scalar_one_or_none()
+    if case is None or case.office_id != acting_user.office_id:
+        _scoped_case(case_id, acting_user)  # raises
+        raise CaseNotFound("no such case")  # not reached: _scoped_case refuses what we refuse
     if expected_version is not None and case.version != expected_version:
         current = case.version
         db.session.rollback()
@@ -464,6 +473,52 @@ def _validate_draft(outcome: str | None, legal_basis: Iterable[str] | None, reas
     return errors
 
 
+def _lock_for_drafting(case_id: str, person_id, acting_user, expected_version: int | None,
+                       submitted: Mapping | None) -> Row:
+    """Drafting's lock point, in one statement: the case row locked (FOR UPDATE; SQLite: the
+    transaction is BEGIN IMMEDIATE) with only what drafting needs (id, office, status, version)
+    and whether ``person_id`` is a person of it (their id only, never the encrypted sections).
+    The same refusals as ``_lock_case``: CaseNotFound (audited) outside the user's office,
+    DecisionConflict when the version is not the one the user saw."""
+    row = None
+    if case_id and isinstance(case_id, str) and len(case_id) <= 32:
+        wanted = person_id if isinstance(person_id, str) and len(person_id) <= 32 else None
+        member = (select(Person.id).where(Person.id == wanted, Person.case_id == Case.id)
+                  .scalar_subquery().label("person_id"))
+        row = db.session.execute(select(Case.id, Case.office_id, Case.status, Case.version, member)
+                                 .where(Case.id == case_id).with_for_update(of=Case)).first()
+    if row is None or row.office_id != acting_user.office_id:
+        _scoped_case(case_id, acting_user)  # raises
+        raise CaseNotFound("no such case")  # not reached: _scoped_case refuses what we refuse
+    if expected_version is not None and row.version != expected_version:
+        db.session.rollback()
+        raise DecisionConflict(submitted, row.version)
+    return row
+
+
+def _drafting_state(case_id: str, status: str, person_id: str | None) -> tuple[int, bool]:
+    """(working round, whether ``person_id`` already has an original decision in it): both
+    from one read of the case's decisions (a few rows, four plain columns), where
+    ``working_round`` and ``_current_decisions`` would read full rows in two or three."""
+    rows = db.session.execute(select(Decision.person_id, Decision.round, Decision.status,
+                                     Decision.corrects_decision_id).where(Decision.case_id == case_id)).all()
+    issued = max((r.round for r in rows if r.status == "issued"), default=0)
+    round_ = issued + 1 if status in lifecycle.OPEN_STATUSES else max(issued, 1)
+    taken = any(r.person_id == person_id and r.round == round_ and r.corrects_decision_id is None for r in rows)
+    return round_, taken
+
+
+def _bump_version(case: Row, now: datetime, submitted: Mapping | None) -> None:
+    """The case's version moves on, as the mapper's version counter would move it: under the
+    row lock taken by ``_lock_for_drafting`` the guard on the old version always holds, and it
+    stays as a belt."""
+    done = db.session.execute(update(Case).where(Case.id == case.id, Case.version == case.version)
+                              .values(version=case.version + 1, updated_at=now)
+                              .execution_options(synchronize_session=False))
+    if done.rowcount != 1:
+        _rollback_and_raise(DecisionConflict(submitted, case.version))
+
+
 def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None,
                legal_basis: Iterable[str] | None, reasons: str | None, decision_id: str | None = None,
                expected_version: int | None = None, now: datetime | None = None) -> Decision:
@@ -471,31 +526,38 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     incomplete (reasons are required at submission and issue, for negative outcomes); a draft
     with a reviewer, approved or issued cannot be edited. The first draft moves ``interviewed``
     to ``decision_drafted``. Audited (DECISION_DRAFTED: outcome and codes, never the reasons),
-    bumps the case version, commits."""
+    bumps the case version, commits.
+
+    Concurrency as everywhere here: the case row is locked and its version compared with the
+    one the user saw; two drafts at once, one commits and the other gets DecisionConflict.
+    Lean on purpose (this is workload W5): the case is read as a row of four columns, not as an
+    entity; its version is bumped with one UPDATE; the only entity written is the decision. The
+    first draft of an interviewed case, which also takes a lifecycle step, loads the case."""
     now = _now(now)
     basis = list(dict.fromkeys(legal_basis or ()))
     submitted = {"person_id": person_id, "outcome": outcome, "legal_basis": basis, "reasons": reasons,
                  "decision_id": decision_id}
     _require_any(acting_user, CASEWORK, "drafting a decision")
-    case = _lock_case(case_id, acting_user, expected_version, submitted)
+    case = _lock_for_drafting(case_id, person_id, acting_user, expected_version, submitted)
     errors = _validate_draft(outcome, basis, reasons)
-    person = next((p for p in case.persons if p.id == person_id), None)
-    if person is None:
+    person_found = case.person_id is not None
+    if not person_found:
         errors.setdefault("person_id", []).append(_("Choose a person of this case."))
     decision = None
+    round_ = None
     if decision_id:
         decision = db.session.get(Decision, decision_id) if len(decision_id) <= 32 else None
-        if decision is None or decision.case_id != case.id or (person and decision.person_id != person.id):
+        if decision is None or decision.case_id != case.id or (person_found and decision.person_id != person_id):
             _rollback_and_raise(CaseNotFound("no such decision"))
         if decision.status not in ("draft", "returned"):
             errors.setdefault("__all__", []).append(
                 _("This decision is with a reviewer, approved or issued: it cannot be edited."))
-    elif person is not None:
+    elif person_found:
         if case.status not in lifecycle.DRAFTING_STATUSES:
             errors.setdefault("__all__", []).append(
                 _("Decisions are drafted after the interview and before the review."))
-        round_ = working_round(case)
-        if any(d.person_id == person.id for d in _current_decisions(case, round_)):
+        round_, taken = _drafting_state(case.id, case.status, person_id)
+        if taken:
             errors.setdefault("__all__", []).append(_("This person already has a draft: edit it."))
     editing_original = (decision is not None and decision.corrects_decision_id is None
                         and decision.status in ("draft", "returned"))
@@ -505,8 +567,8 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
         _rollback_and_raise(InvalidInput(errors))
     created = decision is None
     if created:
-        decision = Decision(case_id=case.id, person_id=person.id, round=working_round(case),
-                            drafted_by_id=acting_user.id, status="draft")
+        decision = Decision(case_id=case.id, person_id=person_id, round=round_, drafted_by_id=acting_user.id,
+                            status="draft")
         db.session.add(decision)
     decision.outcome = outcome
     decision.legal_basis = basis
@@ -515,15 +577,21 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     decision.status = "draft"
     decision.approved_by_id = None
     decision.approved_at = None
-    _touch(case, now)
-    db.session.flush()
+    # No flush of its own: the row id is set in Python (RandomIdRow) and nothing below reads the
+    # new row back; it is written at the latest by the commit.
     details = {"decision_id": decision.id, "person_id": decision.person_id, "created": created,
                "outcome": outcome, "legal_basis": basis, "reasons_written": decision.reasons is not None}
     if decision.corrects_decision_id:
         details["corrects_decision_id"] = decision.corrects_decision_id
     record(EventCode.DECISION_DRAFTED, actor=acting_user, subject=("case", case.id), details=details)
     if case.status == lifecycle.INTERVIEWED:
-        _apply_transition(case, lifecycle.DECISION_DRAFTED, acting_user=acting_user, now=now)
+        # The lifecycle step works on the entity (its guards read the case's facts); the
+        # mapper bumps the version with it.
+        entity = db.session.get(Case, case.id, populate_existing=True)
+        _touch(entity, now)
+        _apply_transition(entity, lifecycle.DECISION_DRAFTED, acting_user=acting_user, now=now)
+    else:
+        _bump_version(case, now, submitted)
     _commit(case.id, submitted)
     return decision
 
