@@ -221,3 +221,21 @@ def test_batches_and_single_registrations_share_one_chain(app, officer):
     assert verify_audit_trail().ok
     hits = services.search(services.SearchCriteria(document_number="p 0000003"), acting_user=officer)
     assert [h.family_name for h in hits] == ["Tesfay"]
+
+
+def test_cli_batch_size_gives_the_same_outcome(app, officer, tmp_path):
+    """--batch-size 1 and the default batch give the same report for the same kind of file: a
+    duplicate on a later line is held back either way, bad lines are reported by number."""
+    lines = [json.dumps(claim()), "{not json", json.dumps(claim("Haddad", "Omar", "1985-04-12")),
+             json.dumps(claim("Okafor", "Chidi", "1990-01-02", nationality="NGA"))]
+    path = tmp_path / "claims.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["intake", "import", str(path), "--as", "officer", "--batch-size", "1"])
+    assert result.exit_code == 2, result.output
+    assert "line 2: not valid JSON" in result.output
+    assert "line 3: possible duplicate of a person in HQ-" in result.output
+    assert "4 lines read, 2 imported, 2 rejected (1 possible duplicates)" in result.output
+    assert "Haddad" not in result.output and "Omar" not in result.output
+    refused = app.test_cli_runner().invoke(args=["intake", "import", str(path), "--as", "officer",
+                                                 "--batch-size", "0"])
+    assert refused.exit_code != 0 and "batch-size" in refused.output
