@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from flask_babel import get_locale
@@ -28,6 +29,19 @@ def track_label(code: str | None) -> str:
     from app.triage.services import active_ruleset  # triage's service: read-only, cached
 
     return active_ruleset().track_label(code)
+
+
+def track_labeller() -> Callable[[str | None], str]:
+    """``track_label`` bound to one read of the active ruleset, for one page or file. Each
+    ``track_label`` call asks triage whether its cache is current (a query): a report names
+    tracks dozens of times (charts, tables), so it reads the ruleset once and reuses it."""
+    from app.triage.services import active_ruleset
+
+    ruleset = active_ruleset()
+
+    def label(code: str | None) -> str:
+        return ruleset.track_label(code) if code else _("Not triaged")
+    return label
 
 
 def status_label(code: str) -> str:
@@ -61,4 +75,5 @@ def track_choices() -> list[tuple[str, str]]:
 
     active = [t.code for t in active_ruleset().ruleset.tracks]
     codes = active + sorted(code for code in TRACK_URGENCY if code not in active)
-    return [(code, track_label(code)) for code in codes]
+    label = track_labeller()
+    return [(code, label(code)) for code in codes]

@@ -8,6 +8,7 @@ never write audit rows. The actor comes in as ``acting_user``; nothing here read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,7 +21,8 @@ from app.auth.permissions import Permission
 from app.db_types import utcnow
 from app.extensions import db
 from app.reports import charts, exports, queries
-from app.reports.labels import BUCKET_LABELS, bucket_label, nationality_label, status_label, track_label
+from app.reports.exports import TextTable, cell, text_table
+from app.reports.labels import BUCKET_LABELS, bucket_label, nationality_label, status_label, track_labeller
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,17 @@ class DashboardView:
     due_days: int = queries.DUE_WITHIN_DAYS
 
 
-def dashboard_view(d: queries.Dashboard) -> DashboardView:
+def dashboard_view(d: queries.Dashboard, track_label: Callable[[str | None], str] | None = None) -> DashboardView:
+    """Charts and pivots of ``d``; ``track_label`` is the page's (``labels.track_labeller``)."""
     statuses = [s for s in queries.PENDING_STATUSES if any(r.status == s for r in d.backlog)]
     return DashboardView(
-        charts=dashboard_charts(d),
+        charts=dashboard_charts(d, track_label or track_labeller()),
         backlog=PivotTable(statuses, queries.pivot(d.backlog, "track", "status", "cases", statuses)),
         ageing=PivotTable(list(queries.AGE_BUCKETS), queries.pivot(d.ageing, "track", "bucket", "cases",
                                                                   queries.AGE_BUCKETS)))
 
 
-def dashboard_charts(d: queries.Dashboard) -> dict[str, charts.Chart]:
+def dashboard_charts(d: queries.Dashboard, track_label: Callable[[str | None], str]) -> dict[str, charts.Chart]:
     """The dashboard's charts from already aggregated rows (layout only)."""
     weeks = [w.iso_week for w in d.flow]
     flow = charts.line_chart(
@@ -171,12 +174,16 @@ def office_name(office_id: int | None) -> str:
 
 def report_html(kind: str, f: queries.ReportFilters) -> str:
     """The HTML of a PDF report (summary or listing), from the same queries as the page."""
+    track_label = track_labeller()
     context = {"filters": f, "office_name": office_name(f.office_id), "generated_at": utcnow(),
                "track_label": track_label, "status_label": status_label, "bucket_label": bucket_label,
                "nationality_label": nationality_label}
     if kind == "summary":
-        dashboard = queries.dashboard(f)
-        return render_template("reports/pdf_summary.html", d=dashboard, view=dashboard_view(dashboard),
+        # The summary leaves the per-caseworker figures to the listing: not queried here.
+        dashboard = queries.dashboard(f, caseworkers=False)
+        view = dashboard_view(dashboard, track_label)
+        return render_template("reports/pdf_summary.html", d=dashboard, view=view,
+                               tables=summary_tables(dashboard, view, track_label), chart_uri=charts.data_uri,
                                **context)
     if kind == "listing":
         return render_template("reports/pdf_listing.html", workload=queries.workload(f),
@@ -184,6 +191,60 @@ def report_html(kind: str, f: queries.ReportFilters) -> str:
                                applicants=exports.grouped(queries.eurostat_applicants(f), "month"),
                                decisions=exports.grouped(queries.eurostat_decisions(f), "quarter"), **context)
     raise KeyError(kind)
+
+
+def summary_tables(d: queries.Dashboard, view: DashboardView,
+                   track_label: Callable[[str | None], str]) -> dict[str, TextTable]:
+    """The PDF summary's tables as fixed-width text (exports.text_table): the same rows, columns
+    and captions as the page's tables (templates/reports/_tables.html), laid out for WeasyPrint."""
+    no_pending, no_decision = _t("No pending case."), _t("No decision issued in this period.")
+
+    def pivot(caption: str, table: PivotTable, column_label) -> TextTable:
+        return text_table(caption, [_t("Track"), *(column_label(c) for c in table.columns)],
+                          [[track_label(t), *(cell(v) for v in values)] for t, values in table.rows], empty=no_pending)
+
+    return {
+        "backlog": pivot(_t("Pending cases: tracks by status"), view.backlog, status_label),
+        "ageing": pivot(_t("Pending cases: tracks by age since registration"), view.ageing, bucket_label),
+        "flow": text_table(
+            _t("Inflow and outflow per ISO week"),
+            [_t("Week"), _t("Starts"), _t("Registered"), _t("Decisions issued"), _t("Cases closed")],
+            [[w.iso_week, w.week_start.isoformat(), cell(w.registered), cell(w.decisions_issued), cell(w.cases_closed)]
+             for w in d.flow], empty=no_decision),
+        "decision_times": text_table(
+            _t("Days from registration to the first-instance decision (first examination round)"),
+            [_t("Track"), _t("Decisions"), _t("Median (days)"), _t("90th percentile (days)")],
+            [[track_label(r.track), cell(r.decisions), cell(r.median_days), cell(r.p90_days)]
+             for r in d.decision_times], empty=no_decision),
+        "within_limit": text_table(
+            _t("First-instance decisions issued on or before the statutory deadline"),
+            [_t("Track"), _t("Decisions"), _t("With a deadline"), _t("Within the limit"), _pct("Share (%%)")],
+            [[track_label(r.track), cell(r.decisions), cell(r.with_deadline), cell(r.within_limit), cell(r.share_pct)]
+             for r in d.within_limit], empty=no_decision),
+        "deadlines": text_table(
+            _t("Pending cases by statutory deadline"),
+            [_t("Track"), _t("Due within %(days)d days", days=view.due_days), _t("Overdue")],
+            [[track_label(r.track), cell(r.due_soon), cell(r.overdue)] for r in d.deadlines],
+            empty=_t("No deadline due soon and none overdue.")),
+        "recognition": text_table(
+            _t("First-instance decisions by nationality and outcome"),
+            [_t("Nationality"), _t("Decisions"), _t("Refugee status"), _t("Subsidiary protection"), _t("Rejected"),
+             _pct("Recognition rate (%%)"), _t("Humanitarian status"), _pct("Humanitarian (%%)"), _t("Other endings")],
+            [[nationality_label(r.nationality), cell(r.decisions), cell(r.refugee), cell(r.subsidiary),
+              cell(r.rejected), cell(r.recognition_pct), cell(r.humanitarian), cell(r.humanitarian_pct), cell(r.other)]
+             for r in d.recognition], empty=no_decision),
+        "late": text_table(
+            _t("Registrations more than 5 days after the claim was made, per ISO week"),
+            [_t("Week"), _t("Registered"), _t("Late"), _pct("Share (%%)")],
+            [[r.iso_week, cell(r.registered), cell(r.late), cell(r.share_pct)] for r in d.late_registrations],
+            empty=no_decision),
+    }
+
+
+def _pct(message: str) -> str:
+    """A message holding "%%": the templates' gettext formats it (one "%"), so the catalogues
+    hold it escaped; formatted here the same way."""
+    return _t(message) % ()
 
 
 def today() -> date:

@@ -17,7 +17,7 @@ from app.auth.access import requires
 from app.auth.permissions import Permission
 from app.reports import bp, queries, services
 from app.reports.forms import ReportFilterForm
-from app.reports.labels import bucket_label, nationality_label, status_label, track_label
+from app.reports.labels import bucket_label, nationality_label, status_label, track_labeller
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -28,10 +28,10 @@ def _form() -> ReportFilterForm:
     return ReportFilterForm(request.args, offices=offices, today=services.today())
 
 
-def _render(status: int, form: ReportFilterForm, **context):
+def _render(status: int, form: ReportFilterForm, *, track_label=None, **context):
     return render_template("reports/dashboard.html", form=form, exports=services.EXPORTS,
-                           track_label=track_label, status_label=status_label, bucket_label=bucket_label,
-                           nationality_label=nationality_label, **context), status
+                           track_label=track_label or track_labeller(), status_label=status_label,
+                           bucket_label=bucket_label, nationality_label=nationality_label, **context), status
 
 
 @bp.get("/")
@@ -41,7 +41,9 @@ def dashboard():
     if not form.validate():
         return _render(400, form, d=None, view=None)
     d = queries.dashboard(form.filters())
-    return _render(200, form, d=d, view=services.dashboard_view(d), query_args=form.query_args())
+    track_label = track_labeller()  # one read of the ruleset for the whole page
+    return _render(200, form, d=d, view=services.dashboard_view(d, track_label), query_args=form.query_args(),
+                   track_label=track_label)
 
 
 @bp.post("/export/<kind>")
