@@ -500,14 +500,92 @@ class BulkOutcome:
 
 
 @dataclass
-class _Accepted:
+class PreparedClaim:
+    """One claim of a bulk import validated and made into rows, without any database access:
+    ``prepare_claims`` makes it (possibly in another process: it pickles), ``register_prepared``
+    checks it for duplicates, draws its reference and stores it. ``errors`` when refused.
+    Person ids are drawn here so a claim's values are encrypted bound to their final rows."""
+
     index: int
-    data: RegistrationInput
-    probes: list[_Probe]
-    legacy_id: str | None
-    case_id: str = field(default_factory=crypto.new_row_id)
+    errors: dict[str, list[str]] | None = None
+    probes: list[_Probe] = field(default_factory=list)
+    case_id: str = ""
     person_ids: list[str] = field(default_factory=list)
+    # per person: (identity, birth, nationalities, former habitual residence), for the in-batch check
+    identities: list[tuple] = field(default_factory=list)
+    registered_on: date | None = None
+    flags: list[str] = field(default_factory=list)
+    case_row: dict | None = None  # without reference, office and officer: set when stored
+    person_rows: list[dict] = field(default_factory=list)
+    match_keys: list[dict] = field(default_factory=list)
+    documents: list[dict] = field(default_factory=list)
+    triage_row: dict | None = None  # without created_by_id
+    triage_details: dict | None = None
     reference: str | None = None
+
+
+def prepare_claims(payloads: list[dict], *, triage_state=None, first_index: int = 0) -> list[PreparedClaim]:
+    """Validate ``payloads`` and make each valid one into its rows: case, people (sections
+    encrypted, bound to their rows; blind indexes), match keys, document index, triage record
+    (evaluated with ``triage_state``, the state ``triage_case`` would use) and its CASE_TRIAGED
+    details. Pure work, no database access and no transaction, so it can run ahead of the
+    writes, in another process. Without ``triage_state`` (a dry run) only validation and the
+    match keys are done. Needs an application context (keys, messages)."""
+    encrypt = crypto.keyring().encryptor() if triage_state is not None else None
+    out = []
+    for offset, payload in enumerate(payloads):
+        index = first_index + offset
+        try:
+            data = validate_registration(payload)
+        except RegistrationInvalid as exc:
+            out.append(PreparedClaim(index, errors=exc.errors))
+            continue
+        item = PreparedClaim(index, probes=[_probe(p) for p in data.persons], case_id=crypto.new_row_id(),
+                             person_ids=[crypto.new_row_id() for _ in data.persons],
+                             registered_on=data.registered_on, flags=registration_flags(data))
+        for person in data.persons:
+            dumped = person.model_dump(mode="json", include={"identity", "birth"})
+            item.identities.append((dumped["identity"], dumped["birth"], tuple(person.nationality.nationalities),
+                                    person.nationality.former_habitual_residence))
+        if triage_state is not None:
+            _make_rows(item, data, triage_state, encrypt)
+        out.append(item)
+    return out
+
+
+def _make_rows(item: PreparedClaim, data: RegistrationInput, state, encrypt) -> None:
+    from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
+
+    now = utcnow()
+    fields = _case_fields(data)
+    arrival = fields.pop("arrival")
+    stored_persons = []
+    for position, person in enumerate(data.persons):
+        person_id = item.person_ids[position]
+        plain, sections = _person_values(position, person, data.made_on, None)
+        item.person_rows.append({"id": person_id, "case_id": item.case_id, "created_at": now, "version": 1, **plain,
+                                 **crypto.sealed_columns(Person, person_id, sections, encrypt)})
+        keys, numbers = _key_rows(person_id, person, item.probes[position].tokens)
+        item.match_keys += keys
+        item.documents += numbers
+        stored_persons.append(SimpleNamespace(**plain, **sections))
+    # The case as triage_case would read it (facts_of_case -> registration_payload): the same
+    # attribute names as the stored case, so the facts are the same.
+    case_view = SimpleNamespace(
+        made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
+        lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging, arrival=arrival,
+        assessment=None, persons=stored_persons)
+    outcome = _BulkTriage.of(case_view, state)
+    record_id = crypto.new_row_id()
+    item.triage_row = {"id": record_id, "case_id": item.case_id, "created_at": now, **outcome.record_fields(),
+                       **crypto.sealed_columns(TriageRecord, record_id, outcome.sealed_fields(), encrypt)}
+    item.triage_details = outcome.event_details(record_id)
+    item.case_row = {
+        "id": item.case_id, "status": "registered", "made_on": data.made_on, "made_place": data.made_place,
+        "registered_on": data.registered_on, "lodged_on": data.lodged_on,
+        "good_cause_for_not_lodging": data.good_cause_for_not_lodging, **fields, "assigned_to_id": None,
+        "assigned_at": None, "created_at": now, "updated_at": now, "version": 1, **outcome.case_fields(now),
+        **crypto.sealed_columns(Case, item.case_id, {"arrival": arrival, "assessment": None}, encrypt)}
 
 
 def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "skip",
@@ -529,30 +607,57 @@ def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "s
     no case reference yet (default: "claim N of this batch").
     ``dry_run``: validate and check only, write nothing. A database error (say, a concurrent
     registration taking the same reference) rolls the whole batch back and is raised.
+    (``prepare_claims`` then ``register_prepared``, in one go.)
     """
+    _check_bulk_arguments(acting_user, on_duplicate)
+    state = None if dry_run else bulk_triage_state()
+    return register_prepared(prepare_claims(payloads, triage_state=state), acting_user=acting_user,
+                             on_duplicate=on_duplicate, legacy_ids=legacy_ids, labels=labels, dry_run=dry_run)
+
+
+def bulk_triage_state():
+    """The triage state ``prepare_claims`` needs: read once per batch (one read of the cache
+    token), and the shipped ruleset stored and activated on first use, as triage_case does."""
+    from app.triage import services as triage  # triage reads intake: imported late, no cycle
+
+    return triage._writable_state()
+
+
+def _check_bulk_arguments(acting_user, on_duplicate: str) -> None:
     if not acting_user.can(Permission.CASE_REGISTER):
         raise PermissionError("registration needs the case.register permission")
     if on_duplicate not in ("skip", "new"):
         raise ValueError("on_duplicate must be 'skip' or 'new'")
-    legacy_ids = legacy_ids or [None] * len(payloads)
-    outcomes = [BulkOutcome() for _ in payloads]
-    accepted: list[_Accepted] = []
-    for index, payload in enumerate(payloads):
-        try:
-            data = validate_registration(payload)
-        except RegistrationInvalid as exc:
-            outcomes[index].errors = exc.errors
-            continue
-        accepted.append(_Accepted(index, data, [_probe(p) for p in data.persons], legacy_ids[index]))
+
+
+def register_prepared(prepared: list[PreparedClaim], *, acting_user, on_duplicate: str = "skip",
+                      legacy_ids: list[str | None] | None = None, labels: list[str] | None = None,
+                      dry_run: bool = False) -> list[BulkOutcome]:
+    """Check claims made by ``prepare_claims`` for duplicates and store the accepted ones in one
+    transaction; the contract of ``register_claims`` (which it completes). Claims prepared
+    without a triage state can only be checked (``dry_run``)."""
+    _check_bulk_arguments(acting_user, on_duplicate)
+    count = len(prepared)
+    legacy_ids = legacy_ids or [None] * count
+    outcomes = [BulkOutcome() for _ in prepared]
+    accepted = []
+    for position, item in enumerate(prepared):
+        item.index = position  # outcomes, legacy ids and labels are in the order given
+        if item.errors is not None:
+            outcomes[position].errors = item.errors
+        else:
+            accepted.append(item)
     office = db.session.get(Office, acting_user.office_id)
     if on_duplicate == "skip":
-        labels = labels or [f"claim {n} of this batch" for n in range(1, len(payloads) + 1)]
+        labels = labels or [f"claim {n} of this batch" for n in range(1, count + 1)]
         accepted = _without_duplicates(accepted, outcomes, office, labels)
     if dry_run or not accepted:
         db.session.rollback()
         return outcomes
+    if any(item.case_row is None for item in accepted):
+        raise ValueError("claims prepared without a triage state can only be checked (dry_run)")
     try:
-        _write_batch(accepted, office, acting_user, on_duplicate)
+        _write_prepared(accepted, office, acting_user, on_duplicate, legacy_ids)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -562,8 +667,8 @@ def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "s
     return outcomes
 
 
-def _without_duplicates(accepted: list[_Accepted], outcomes: list[BulkOutcome], office: Office,
-                        labels: list[str]) -> list[_Accepted]:
+def _without_duplicates(accepted: list[PreparedClaim], outcomes: list[BulkOutcome], office: Office,
+                        labels: list[str]) -> list[PreparedClaim]:
     """The claims none of whose people may already be registered, in order. Candidates come
     from the database (one key lookup and one read for the whole batch) and from the claims
     kept before in this batch; each person is scored like ``find_duplicate_candidates`` does."""
@@ -589,19 +694,16 @@ def _without_duplicates(accepted: list[_Accepted], outcomes: list[BulkOutcome], 
             outcomes[item.index].duplicates = undecided
             continue
         kept.append(item)
-        item.person_ids = [crypto.new_row_id() for _ in item.data.persons]
-        for position, (person, probe) in enumerate(zip(item.data.persons, item.probes, strict=True)):
-            dumped = person.model_dump(mode="json", include={"identity", "birth"})
+        for position, (identity, birth, nationalities, former) in enumerate(item.identities):
             # Named by its label: its reference is only drawn when the batch is written.
             entry = _StoredPerson(item.person_ids[position], item.case_id, labels[item.index], office.code,
-                                  dumped["identity"], dumped["birth"], tuple(person.nationality.nationalities),
-                                  person.nationality.former_habitual_residence)
-            for token in probe.tokens:
+                                  identity, birth, nationalities, former)
+            for token in item.probes[position].tokens:
                 in_batch.setdefault(token, []).append(entry)
     return kept
 
 
-def _new_references(office: Office, items: list[_Accepted]) -> None:
+def _new_references(office: Office, items: list[PreparedClaim]) -> None:
     """A fresh reference per claim (see ``_new_reference``), unique in the batch and checked
     against the stored ones with one query per round."""
     taken: set[str] = set()
@@ -610,7 +712,7 @@ def _new_references(office: Office, items: list[_Accepted]) -> None:
         for item in pending:
             while True:
                 suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
-                reference = f"{office.code}-{item.data.registered_on.year}-{suffix}"
+                reference = f"{office.code}-{item.registered_on.year}-{suffix}"
                 if reference not in taken:
                     break
             item.reference = reference
@@ -669,59 +771,27 @@ class _BulkTriage:
                 "record": record_id, "overridden": False}
 
 
-def _write_batch(items: list[_Accepted], office: Office, acting_user, on_duplicate: str) -> None:
-    """Rows of every table for the accepted claims, then the audit events, all in the current
-    transaction: cases, people, keys, triage records (one multi-row INSERT each)."""
-    from app.triage import services as triage  # triage reads intake: imported late, no cycle
-    from app.triage.models import TriageRecord
+def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_duplicate: str,
+                    legacy_ids: list[str | None]) -> None:
+    """The accepted claims' rows, then their audit events, in the current transaction: one
+    multi-row INSERT per table, events in the order registering one claim after the other
+    gives (CASE_REGISTERED, the duplicate decisions, CASE_TRIAGED)."""
+    from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
 
     _new_references(office, items)
-    encrypt = crypto.keyring().encryptor()
-    # Once per batch (one read of the cache token), and stored and activated on first use, as
-    # triage_case does for one case.
-    state = triage._writable_state()
-    now = utcnow()
     cases, people, match_keys, documents, triage_records, events = [], [], [], [], [], []
     for item in items:
-        data = item.data
-        if not item.person_ids:  # "new": no duplicate check gave them ids yet
-            item.person_ids = [crypto.new_row_id() for _ in data.persons]
-        fields = _case_fields(data)
-        arrival = fields.pop("arrival")
-        decisions = dict.fromkeys(range(len(data.persons)), "new") if on_duplicate == "new" else {}
-        stored_persons = []
-        for position, person in enumerate(data.persons):
-            person_id = item.person_ids[position]
-            plain, sections = _person_values(position, data.persons[position], data.made_on, None)
-            people.append({"id": person_id, "case_id": item.case_id, "created_at": now, "version": 1, **plain,
-                           **crypto.sealed_columns(Person, person_id, sections, encrypt)})
-            keys, numbers = _key_rows(person_id, person, item.probes[position].tokens)
-            match_keys += keys
-            documents += numbers
-            stored_persons.append(SimpleNamespace(**plain, **sections))
-        # The case as triage_case would read it (facts_of_case -> registration_payload): the
-        # same attribute names as the stored case, so the facts are the same.
-        case_view = SimpleNamespace(
-            made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
-            lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging, arrival=arrival,
-            assessment=None, persons=stored_persons)
-        outcome = _BulkTriage.of(case_view, state)
-        record_id = crypto.new_row_id()
-        triage_records.append({
-            "id": record_id, "case_id": item.case_id, "created_at": now, "created_by_id": acting_user.id,
-            **outcome.record_fields(), **crypto.sealed_columns(TriageRecord, record_id, outcome.sealed_fields(),
-                                                              encrypt)})
-        cases.append({
-            "id": item.case_id, "reference": item.reference, "office_id": office.id, "status": "registered",
-            "made_on": data.made_on, "made_place": data.made_place, "registered_on": data.registered_on,
-            "lodged_on": data.lodged_on, "good_cause_for_not_lodging": data.good_cause_for_not_lodging,
-            "received_by_id": acting_user.id, **fields, "assigned_to_id": None, "assigned_at": None,
-            "created_at": now, "updated_at": now, "version": 1, **outcome.case_fields(now),
-            **crypto.sealed_columns(Case, item.case_id, {"arrival": arrival, "assessment": None}, encrypt)})
-        events += _registration_events(item.case_id, item.reference, len(data.persons),
-                                       registration_flags(data), decisions, acting_user, item.legacy_id)
+        cases.append({**item.case_row, "reference": item.reference, "office_id": office.id,
+                      "received_by_id": acting_user.id})
+        people += item.person_rows
+        match_keys += item.match_keys
+        documents += item.documents
+        triage_records.append({**item.triage_row, "created_by_id": acting_user.id})
+        decisions = dict.fromkeys(range(len(item.person_ids)), "new") if on_duplicate == "new" else {}
+        events += _registration_events(item.case_id, item.reference, len(item.person_ids), item.flags, decisions,
+                                       acting_user, legacy_ids[item.index])
         events.append(PendingEvent(EventCode.CASE_TRIAGED, actor=acting_user, subject=("case", item.case_id),
-                                   details=outcome.event_details(record_id)))
+                                   details=item.triage_details))
     for model, rows in ((Case, cases), (Person, people), (TriageRecord, triage_records)):
         db.session.execute(insert(model.__table__), rows)
     _insert_key_rows(match_keys, documents)
