@@ -239,3 +239,4 @@ def test_cli_batch_size_gives_the_same_outcome(app, officer, tmp_path):
     refused = app.test_cli_runner().invoke(args=["intake", "import", str(path), "--as", "officer",
                                                  "--batch-size", "0"])
     assert refused.exit_code != 0 and "batch-size" in refused.output
+
