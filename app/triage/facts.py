@@ -261,11 +261,13 @@ def case_facts(payload: Mapping[str, Any], assessment: Mapping[str, Any] | None 
     return apply_reference_data(facts, reference)
 
 
-def apply_reference_data(facts: Mapping[str, Any], reference: ReferenceData) -> dict[str, Any]:
+def apply_reference_data(facts: Mapping[str, Any], reference: ReferenceData, *,
+                         in_place: bool = False) -> dict[str, Any]:
     """A copy of ``facts`` with the reference-data facts (``REFERENCE_FACTS``) taken from
     ``reference`` for the country of origin: used when a case is triaged, and by a replay to
-    bring stored facts up to today's reference data."""
-    updated = dict(facts)
+    bring stored facts up to today's reference data. ``in_place=True`` updates and returns
+    ``facts`` itself (a dict the caller owns, e.g. just decoded): a replay does it per case."""
+    updated = facts if in_place else dict(facts)
     origin = country_of_origin(facts)
     rate = reference.recognition_rates.get(origin) if origin else None
     updated["recognition_rate_for_nationality"] = None if rate is None else float(rate)

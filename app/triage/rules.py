@@ -46,6 +46,7 @@ from __future__ import annotations
 import calendar
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -610,6 +611,15 @@ class _Compiler:
             must_not = tuple(index for index, wanted in rule_tests if not wanted)
             others = [p for p in parts if not hasattr(p, "_rule_test")]
             rest = self._all_parts(others) if others else _always_true
+            if len(must) == 1 and not must_not:
+                index = must[0]
+
+                def one_rule_then_rest(ev):
+                    if not ev.matched[index]:
+                        return False
+                    return rest(ev)
+                one_rule_then_rest._must = must
+                return one_rule_then_rest
 
             def all_of_rules_then_rest(ev):
                 matched = ev.matched
@@ -628,6 +638,12 @@ class _Compiler:
     def _all_parts(parts):
         if len(parts) == 1:
             return parts[0]
+        if all(hasattr(part, "_then") for part in parts[:-1]):
+            # Leaves fused with what follows them: the commonest shape, one call per part.
+            chain = parts[-1]
+            for part in reversed(parts[:-1]):
+                chain = part._then(chain)
+            return chain
         if len(parts) == 2:
             first, second = parts
             return lambda ev: first(ev) and second(ev)
@@ -690,11 +706,15 @@ class _Compiler:
     def _any_matched(indices):
         if len(indices) == 1:
             index = indices[0]
-            return lambda ev: bool(ev.matched[index])
+            test = lambda ev: bool(ev.matched[index])  # noqa: E731
+            test._then = lambda rest: lambda ev: bool(ev.matched[index]) and rest(ev)
+            return test
         if not indices:
             return _always_false
         pick = itemgetter(*indices)  # any() over a C-built tuple: no Python loop per index
-        return lambda ev: any(pick(ev.matched))
+        test = lambda ev: any(pick(ev.matched))  # noqa: E731
+        test._then = lambda rest: lambda ev: any(pick(ev.matched)) and rest(ev)
+        return test
 
     def _rule_position(self, rule_id, where):
         if rule_id not in self.rule_index:
@@ -763,9 +783,16 @@ class _Compiler:
             raise RulesetError(f"{where}: unknown op {op!r}")
         if ("value" in node) == ("ref" in node):
             raise RulesetError(f"{where}: op {op} needs exactly one of value, ref")
+        derived = getattr(left, "_derived", None)
         if "value" in node:
-            return _compare_with_literal(op, left, node["value"], where)
-        return _compare_with_value(op, left, self.value(node["ref"], f"{where}.ref"))
+            literal = node["value"]
+            if derived and op in _ORDERED and literal is not None:
+                return _derived_vs_literal(*derived, _ORDERED[op], literal)
+            return _compare_with_literal(op, left, literal, where)
+        right = self.value(node["ref"], f"{where}.ref")
+        if derived and hasattr(right, "_ctx") and (op in _ORDERED or op == "in"):
+            return _derived_vs_ctx(*derived, op, right._ctx)
+        return _compare_with_value(op, left, right)
 
     # -- values -------------------------------------------------------------------------------
     def value(self, node: Any, where: str) -> Closure:
@@ -813,7 +840,9 @@ class _Compiler:
             raise RulesetError(f"{where}: unknown context setting {name!r} (declare it under 'context')")
         if spec["type"] == "date":
             return lambda ev: _as_date(ev.context[name])
-        return lambda ev: ev.context[name]
+        read = lambda ev: ev.context[name]  # noqa: E731
+        read._ctx = name  # lets a comparison read the setting inline
+        return read
 
     def _value_derived(self, name, where):
         if name not in self.derived_index:
@@ -827,6 +856,7 @@ class _Compiler:
             if value is _UNSET:
                 value = slots[position] = functions[position](ev)
             return value
+        derived._derived = (position, functions)  # lets a comparison inline the memo lookup
         return derived
 
     def _value_coalesce(self, items, where):
@@ -897,7 +927,14 @@ _NEGATED_OP = {"truthy": "falsy", "is_null": "not_null", "eq": "ne", "ne": "eq",
 
 
 def _fact_test(top, sub, default, op, literal):
-    """One closure reading fact ``top`` (or ``top.sub``) and applying ``op``."""
+    """One closure reading fact ``top`` (or ``top.sub``) and applying ``op``. It carries
+    ``_then``: the same test fused with the rest of an ``all`` (see ``_fact_test_then``)."""
+    test = _fact_test_alone(top, sub, default, op, literal)
+    test._then = lambda rest: _fact_test_then(top, sub, default, op, literal, rest)
+    return test
+
+
+def _fact_test_alone(top, sub, default, op, literal):
     if sub:
         tests = {
             "truthy": lambda ev: bool((ev.get(top) or _NO_OBJECT).get(sub)),
@@ -923,15 +960,99 @@ def _fact_test(top, sub, default, op, literal):
     return tests[op]
 
 
+def _fact_test_then(top, sub, default, op, literal, rest):
+    """``test(ev) and rest(ev)`` in ONE closure, ``test`` being ``_fact_test_alone(...)``:
+    an ``all`` of n leaves costs n calls instead of n + 1. The value is the same as the
+    unfused form's: the test's own (False) when it fails, else whatever ``rest`` returns."""
+    if sub:
+        tests = {
+            "truthy": lambda ev: bool((ev.get(top) or _NO_OBJECT).get(sub)) and rest(ev),
+            "falsy": lambda ev: not (ev.get(top) or _NO_OBJECT).get(sub) and rest(ev),
+            "is_null": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) is None and rest(ev),
+            "not_null": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) is not None and rest(ev),
+            "eq": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) == literal and rest(ev),
+            "ne": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) != literal and rest(ev),
+            "in": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) in literal and rest(ev),
+            "not_in": lambda ev: (ev.get(top) or _NO_OBJECT).get(sub) not in literal and rest(ev),
+        }
+    else:
+        tests = {
+            "truthy": lambda ev: bool(ev.get(top, default)) and rest(ev),
+            "falsy": lambda ev: not ev.get(top, default) and rest(ev),
+            "is_null": lambda ev: ev.get(top, default) is None and rest(ev),
+            "not_null": lambda ev: ev.get(top, default) is not None and rest(ev),
+            "eq": lambda ev: ev.get(top, default) == literal and rest(ev),
+            "ne": lambda ev: ev.get(top, default) != literal and rest(ev),
+            "in": lambda ev: ev.get(top, default) in literal and rest(ev),
+            "not_in": lambda ev: ev.get(top, default) not in literal and rest(ev),
+        }
+    return tests[op]
+
+
 def _derived_test(position, functions, wanted):
-    """Truthiness (``wanted``) or falsiness of a derived value, memo lookup inlined."""
+    """Truthiness (``wanted``) or falsiness of a derived value, memo lookup inlined; with
+    ``_then`` like a fact test."""
     def derived_test(ev):
         slots = ev.derived
         value = slots[position]
         if value is _UNSET:
             value = slots[position] = functions[position](ev)
         return bool(value) is wanted
+
+    def then(rest):
+        def derived_test_then(ev):
+            slots = ev.derived
+            value = slots[position]
+            if value is _UNSET:
+                value = slots[position] = functions[position](ev)
+            return bool(value) is wanted and rest(ev)
+        return derived_test_then
+    derived_test._then = then
     return derived_test
+
+
+_ORDERED = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
+
+
+def _derived_vs_literal(position, functions, compare, literal):
+    """``{derived: X, op: lt|le|gt|ge, value: literal}`` as one closure (memo lookup inlined);
+    an unknown (None) value is false. Carries ``_then`` like a fact test."""
+    def build(rest):
+        def derived_vs_literal(ev):
+            slots = ev.derived
+            value = slots[position]
+            if value is _UNSET:
+                value = slots[position] = functions[position](ev)
+            if value is None or not compare(value, literal):
+                return False
+            return True if rest is None else rest(ev)
+        return derived_vs_literal
+    test = build(None)
+    test._then = build
+    return test
+
+
+def _derived_vs_ctx(position, functions, op, name):
+    """``{derived: X, op: lt|le|gt|ge|in, ref: {ctx: name}}`` as one closure; an unknown (None)
+    side is false. Carries ``_then`` like a fact test."""
+    compare = _ORDERED.get(op)
+
+    def build(rest):
+        def derived_vs_ctx(ev):
+            slots = ev.derived
+            value = slots[position]
+            if value is _UNSET:
+                value = slots[position] = functions[position](ev)
+            if value is None:
+                return False
+            other = ev.context[name]
+            if other is None or not (value in other if compare is None else compare(value, other)):
+                return False
+            return True if rest is None else rest(ev)
+        return derived_vs_ctx
+    test = build(None)
+    test._then = build
+    return test
 
 
 def _compare_with_literal(op, left, literal, where):
@@ -1104,8 +1225,21 @@ class Ruleset:
                            tuple(compress(self._rule_ids, matched)), self.id, self.version,
                            self._deadline_of_track[track](ev), self._facts_used_by_track[track])
 
+    def prepare_context(self, context: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """The complete context ``evaluate`` builds from ``context`` (the ruleset's defaults
+        overlaid with it, a ``today`` date resolved NOW), for evaluating many claims with the
+        same settings: pass the returned mapping to ``evaluate`` as ``context`` and the
+        per-claim merge is skipped. Same results as passing ``context`` itself, except that
+        "today" is fixed once for the whole run (a replay crossing midnight stays consistent).
+        Raises ContextError for an unknown setting, like ``evaluate``. Treat it as read-only."""
+        prepared = _PreparedContext(self._context_for(context))
+        prepared.ruleset = self
+        return prepared
+
     def _context_for(self, context):
         """Defaults overlaid with the caller's settings, with "today" resolved."""
+        if type(context) is _PreparedContext and context.ruleset is self:
+            return context
         if context:
             if not self._context_names.issuperset(context):
                 name = sorted(context.keys() - self._context_names)[0]
@@ -1132,6 +1266,12 @@ class Ruleset:
             problem = _context_problem(spec, value)
             if problem:
                 raise ContextError(name, problem)
+
+
+class _PreparedContext(dict):
+    """A context already merged and resolved by ``Ruleset.prepare_context`` for ``ruleset``."""
+
+    __slots__ = ("ruleset",)
 
 
 def _picker(positions):

@@ -38,10 +38,11 @@ from typing import Any
 
 import yaml
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import any_, func, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import NullType
 
 from app import crypto
 from app.audit.codes import EventCode
@@ -1222,41 +1223,41 @@ def _open_cases(query):
 def replay(ruleset_document: str | bytes | Mapping[str, Any], *, acting_user=None, batch_size: int = 2000,
            example_office_id: int | None = None) -> ReplayReport:
     """Evaluate the whole open caseload with a candidate ruleset, writing nothing (the work runs
-    on a read-only connection of its own). Cases stream in batches (``yield_per``) as plain rows:
-    the fast path decrypts each case's latest TriageRecord facts (bringing the reference-data
-    facts up to date); cases never triaged are mapped from their registration, in batches.
-    The candidate gets today's settings and reference data. Examples are case references, from
-    ``example_office_id`` only when given (the acting user's office in the UI). Needs
-    REFERENCE_DATA_EDIT. RulesetError when the document is not a valid ruleset."""
+    on a read-only connection of its own). This is also the re-triage dry run (``flask triage
+    retriage --dry-run`` replays the active ruleset). Open cases are read ``batch_size`` at a
+    time in reference order (keyset pagination: each batch is one indexed range read, whatever
+    the caseload's size), with only the columns needed; each case's latest TriageRecord facts
+    are decrypted and brought up to today's reference data; cases never triaged are mapped from
+    their registration, in batches. The candidate gets today's settings and reference data,
+    prepared once. Examples are case references, from ``example_office_id`` only when given
+    (the acting user's office in the UI). Needs REFERENCE_DATA_EDIT. RulesetError when the
+    document is not a valid ruleset."""
     _require(acting_user, Permission.REFERENCE_DATA_EDIT)
     text, document, candidate = _candidate(ruleset_document)
     state = current_state()
     db.session.rollback()  # end the session's transaction: the replay reads on its own connection
     active = ActiveRuleset(candidate, document, text, checksum_of(text), None)
-    context = build_context(active, state.settings, state.reference)
+    context = candidate.prepare_context(build_context(active, state.settings, state.reference))
     report = ReplayReport(candidate=candidate.label, current=state.active.label, checksum=active.checksum,
                           candidate_tracks=[(t.code, t.label) for t in candidate.tracks])
-    table = TriageRecord.__table__
-    latest = (select(table.c.id).where(table.c.case_id == Case.id)
-              .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(1).correlate(Case).scalar_subquery())
-    query = _open_cases(select(Case.id, Case.reference, Case.office_id, Case.track, Case.track_overridden,
-                               table.c.id, table.c.facts)
-                        .select_from(Case).outerjoin(table, table.c.id == latest).order_by(Case.reference))
     untriaged: list[tuple] = []
     options = {"read_only": True}
     if db.engine.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
+    decrypt, evaluate, reference_data = crypto.keyring().decrypt, candidate.evaluate, state.reference
+    context_prefix = f"{TriageRecord.__tablename__}.facts:"
     with db.engine.connect().execution_options(**options) as connection:
-        result = connection.execute(query.execution_options(yield_per=batch_size))
-        for rows in result.partitions():
-            for case_id, reference, office_id, track, overridden, record_id, blob in rows:
-                if blob is None:
+        for cases, latest in _open_case_batches(connection, batch_size):
+            for case_id, reference, office_id, track, overridden in cases:
+                found = latest.get(case_id)
+                if found is None:
                     untriaged.append((case_id, reference, office_id, track, overridden))
                     continue
+                record_id, blob = found
                 try:
-                    facts = json.loads(crypto.decrypt_value(blob, f"{table.name}.facts:{record_id}"))
-                    target = track if overridden else candidate.evaluate(
-                        apply_reference_data(facts, state.reference), context).track
+                    facts = json.loads(decrypt(blob, context_prefix + record_id))
+                    target = track if overridden else evaluate(
+                        apply_reference_data(facts, reference_data, in_place=True), context).track
                 except Exception:  # noqa: BLE001 - one unreadable case must not stop the replay
                     report.failed += 1
                     continue
@@ -1264,6 +1265,50 @@ def replay(ruleset_document: str | bytes | Mapping[str, Any], *, acting_user=Non
                 report.add(track, target, reference, example_office_id in (None, office_id))
         _replay_untriaged(connection, untriaged, candidate, context, state, report, batch_size, example_office_id)
     return report
+
+
+def _open_case_batches(connection, batch_size: int):
+    """Yield ``(cases, latest)`` for the open caseload, ``batch_size`` cases at a time in
+    reference order: ``cases`` are ``(id, reference, office_id, track, track_overridden)`` rows,
+    ``latest`` maps a case id to its newest TriageRecord's ``(id, encrypted facts)`` (newest by
+    ``created_at``, then id; a case without one is absent).
+
+    Two indexed reads per batch, each with two bound values: the next ``batch_size`` open cases
+    on the unique reference index, then the triage records of the open cases in that reference
+    range through the record table's case index. What it replaces measured 125 us a case on
+    PostgreSQL: a correlated "latest record" subquery per case (the planner hashed the whole
+    record table and sorted the blobs on disk). An IN list of the batch's ids was re-parsed by
+    the driver every batch, and a plain join let a stale estimate pick a sequential scan of the
+    record table per batch; PostgreSQL gets the ids as one array (``= ANY``), which always
+    probes the index."""
+    table = TriageRecord.__table__
+    cases_query = _open_cases(select(Case.id, Case.reference, Case.office_id, Case.track, Case.track_overridden)
+                              .order_by(Case.reference).limit(batch_size))
+    # created_at raw from the driver: it is only compared with its own kind, and the same
+    # ordering as ORDER BY created_at holds for SQLite's ISO text and PostgreSQL's timestamps.
+    records_query = select(table.c.case_id, type_coerce(table.c.created_at, NullType()), table.c.id, table.c.facts)
+    postgresql = connection.dialect.name == "postgresql"
+    last_reference = None
+    while True:
+        query = cases_query if last_reference is None else cases_query.where(Case.reference > last_reference)
+        cases = connection.execute(query).all()
+        if not cases:
+            return
+        in_range = [Case.reference <= cases[-1][1]]
+        if last_reference is not None:
+            in_range.append(Case.reference > last_reference)
+        if postgresql:
+            ids = _open_cases(select(Case.id)).where(*in_range).scalar_subquery()
+            records = records_query.where(table.c.case_id == any_(func.array(ids)))  # = ANY (ARRAY(SELECT ...))
+        else:
+            records = records_query.where(table.c.case_id.in_(_open_cases(select(Case.id)).where(*in_range)))
+        latest: dict[str, tuple] = {}
+        for case_id, created_at, record_id, blob in connection.execute(records):
+            newest = latest.get(case_id)
+            if newest is None or (created_at, record_id) > newest[:2]:
+                latest[case_id] = (created_at, record_id, blob)
+        yield cases, {case_id: (record_id, blob) for case_id, (_, record_id, blob) in latest.items()}
+        last_reference = cases[-1][1]
 
 
 def _replay_untriaged(connection, untriaged, candidate, context, state, report, batch_size,
