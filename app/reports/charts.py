@@ -135,6 +135,12 @@ def _matcher(css: str) -> cssselect2.Matcher:
     return matcher
 
 
+@lru_cache(maxsize=32)
+def _declarations(css: str) -> dict[tuple, tuple]:
+    """Declarations found per element signature, for pygal's sheet ``css`` (see below)."""
+    return {}
+
+
 def inline_presentation_attributes(svg: str | ET.Element, *, slug: str, title: str, description: str) -> str:
     """Rewrite an SVG styled by a ``<style>`` sheet (text, or pygal's element tree, which is
     changed in place) into one styled by presentation attributes only, with an accessible name
@@ -156,21 +162,29 @@ def inline_presentation_attributes(svg: str | ET.Element, *, slug: str, title: s
                 parent.remove(child)
             elif child.tag is ET.Comment or not isinstance(child.tag, str):
                 parent.remove(child)
-    matcher = _matcher(css)
+    matcher, known = _matcher(css), _declarations(css)
+    signatures: dict[int, tuple] = {}
     wrapper = cssselect2.ElementWrapper.from_xml_root(root)
     for element in wrapper.iter_subtree():
-        matches = matcher.match(element)
         node = element.etree_element
-        if matches:
-            matches.sort(key=lambda m: (m[0], m[1]))  # specificity, then source order: last wins
-            for _specificity, _order, _pseudo, declarations in matches:
-                for name, value in declarations:
-                    node.set(name, value)
+        # pygal's sheet selects by tag, id, class, attribute presence and ancestry (no sibling
+        # selectors): elements alike in all of these get the same declarations, matched once.
+        parent = element.parent
+        signature = (signatures[id(parent.etree_element)] if parent is not None else None,
+                     node.tag, node.get("id"), node.get("class"), tuple(sorted(node.attrib)))
+        signatures[id(node)] = signature
+        found = known.get(signature)
+        if found is None:
+            matches = sorted(matcher.match(element), key=lambda m: (m[0], m[1]))  # specificity, order
+            found = known[signature] = tuple(item for *_rank, declarations in matches for item in declarations)
+        for name, value in found:  # in cascade order: the last one wins
+            node.set(name, value)
         inline = node.attrib.pop("style", None)
         if inline:  # an inline style outranks the sheet: it becomes attributes too, last
             for declaration in tinycss2.parse_declaration_list(inline, skip_comments=True, skip_whitespace=True):
                 if declaration.type == "declaration" and declaration.lower_name in PRESENTATION_ATTRIBUTES:
                     node.set(declaration.lower_name, tinycss2.serialize(declaration.value).strip())
+    for node in root.iter():  # after matching: selectors read these on ancestors
         if node is not root:
             node.attrib.pop("id", None)
         node.attrib.pop("class", None)  # only pygal's sheet and script used them
