@@ -5,6 +5,7 @@ database kind; a run replaces its own kind's table and keeps the other's).
 
     .venv/bin/python bench/run.py [--database sqlite|postgresql] [--database-url URL] [--cases 10000]
                                   [--only W1,W4,...] [--generator demo|reports] [--w2-claims N] [--no-write]
+                                  [--w10-seconds 600] [--w10-clients N]
 
 SQLite: a file in a temporary directory. PostgreSQL: ``--database-url`` names the server (default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres); a scratch database ``nansen_bench`` is
@@ -247,12 +248,8 @@ def run_reports(context: Context) -> list[Row]:
 
 
 def not_run() -> dict[str, list[Row]]:
-    return {
-        "W10": [Row("W10 mixed load under gunicorn, 10 minutes", "", "", "", "0 errors; p95<=2x bare", "not run",
-                    "needs gunicorn workers, a load generator and 10 minutes per database: a later session")],
-        "M1": [Row("M1 RSS of one worker under the mixed load", "", "", "", "<=150 MB", "not run",
-                   "measured during W10, which is not run yet")],
-    }
+    """Workloads with no measurement yet (none: W10 and M1 are bench/w10_mixed.py)."""
+    return {}
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -328,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W4 (default: all)")
     parser.add_argument("--generator", choices=("demo", "reports"), default="demo")
     parser.add_argument("--w2-claims", type=int, help="claims W2 imports (default: --cases, at most 2,000)")
+    parser.add_argument("--w10-seconds", type=float, default=600,
+                        help="W10/M1 soak under gunicorn, seconds (default 600; the bare baseline adds a fifth)")
+    parser.add_argument("--w10-clients", type=int, help="W10 concurrent clients (default: one per gunicorn worker)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md")
     args = parser.parse_args(argv)
@@ -337,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workload(s): {', '.join(unknown)}")
     sys.path.insert(0, str(ROOT / "bench"))  # the standalone benches import as top-level modules
 
-    from bench import w1_intake, w2_import, w5_decisions, w9_audit_verify
+    from bench import w1_intake, w2_import, w5_decisions, w9_audit_verify, w10_mixed
 
     steps = [("W3", run_w3), ("W4", run_w4), (("W6", "W7", "W8"), run_reports), ("W1", w1_intake.run),
-             ("W2", w2_import.run), ("W5", w5_decisions.run), ("W9", w9_audit_verify.run)]
+             ("W2", w2_import.run), ("W5", w5_decisions.run), ("W9", w9_audit_verify.run),
+             (("W10", "M1"), w10_mixed.run)]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="nansen-bench-") as tmp:
         workdir = Path(tmp)
@@ -351,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             app = make_app()
             context = Context(url=url, dialect=args.database, cases=args.cases, seed=args.seed, workdir=workdir,
                               today=datetime.now(UTC).date(), make_app=make_app, app=app,
-                              quick=args.cases < 100_000, info={"w2_claims": args.w2_claims})
+                              quick=args.cases < 100_000,
+                              info={"w2_claims": args.w2_claims, "w10_seconds": args.w10_seconds,
+                                    "w10_clients": args.w10_clients})
             print(f"filling {args.cases:,} cases on {args.database} ({args.generator} generator)...", flush=True)
             fill(context, args.generator)
             print(f"filled in {context.info['fill_s']:.1f} s", flush=True)
