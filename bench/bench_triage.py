@@ -238,7 +238,7 @@ class _ServerCpu:
 def clone_open_cases(app, target_open: int, batch: int = 5000) -> int:
     """SCRATCH DATABASES ONLY. Copy open cases, each with its latest triage record, until
     ``target_open`` cases are open; returns how many were added. A copy gets a new id, a
-    reference with a suffix and no encrypted arrival or assessment (left null: the dry run
+    reference with a ".NN" suffix and no encrypted arrival or assessment (left null: the dry run
     reads neither); its record's facts and grounds are re-encrypted under the copy's record id
     (the associated data names the row, so a verbatim copy would not decrypt)."""
     from sqlalchemy import func, select
@@ -255,8 +255,11 @@ def clone_open_cases(app, target_open: int, batch: int = 5000) -> int:
         have = db.session.scalar(select(func.count()).select_from(cases_table).where(open_filter))
         if have >= target_open:
             return 0
-        originals = [dict(row._mapping) for row in db.session.execute(select(cases_table).where(open_filter)
-                                                                      .order_by(cases_table.c.reference))]
+        originals = [dict(row._mapping) for row in db.session.execute(
+            select(cases_table).where(open_filter, cases_table.c.reference.not_like("%.%"))
+            .order_by(cases_table.c.reference))]
+        copies = db.session.scalar(select(func.count()).select_from(cases_table)
+                                   .where(cases_table.c.reference.like("%.%")))
         latest = {}
         for row in db.session.execute(select(records_table).where(records_table.c.case_id.in_(
                 select(cases_table.c.id).where(open_filter)))):
@@ -272,10 +275,12 @@ def clone_open_cases(app, target_open: int, batch: int = 5000) -> int:
         encrypt = ring.encryptor()
         db.session.rollback()
         digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-        added, copy_number, new_cases, new_records = 0, 0, [], []
+        added, new_cases, new_records = 0, [], []
+        copy_number = -(-copies // max(len(originals), 1))  # after any copies made by an earlier run
         while have + added < target_open:
             copy_number += 1
-            suffix = "-" + digits[copy_number // 36 % 36] + digits[copy_number % 36]  # references stay <= 20
+            # "." marks a copy (never in a generated reference); the reference stays <= 20 characters.
+            suffix = "." + digits[copy_number // 36 % 36] + digits[copy_number % 36]
             for original in originals:
                 if have + added >= target_open:
                     break

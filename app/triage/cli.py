@@ -111,7 +111,15 @@ def replay_command(ruleset_path: str, batch_size: int):
         report = services.replay(_read_ruleset_file(ruleset_path), batch_size=batch_size)
     except rules.RulesetError as error:
         raise click.ClickException(f"ruleset refused: {error}") from None
-    click.echo(f"candidate {report.candidate} (checksum {report.checksum[:12]}) against active {report.current}")
+    _print_replay(report)
+
+
+def _print_replay(report, dry_run: bool = False) -> None:
+    """The move matrix and example case references of a replay (references only: no personal data)."""
+    if dry_run:
+        click.echo(f"re-triage dry run with the active ruleset {report.current} (nothing written)")
+    else:
+        click.echo(f"candidate {report.candidate} (checksum {report.checksum[:12]}) against active {report.current}")
     click.echo(f"{report.total} open cases: {report.moved} would change track, {report.total - report.moved} would "
                f"not ({report.overridden} kept by an override); {report.failed} unreadable")
     sources, targets = report.sources, report.targets
@@ -151,13 +159,26 @@ def activate_command(path: str, username: str | None):
 
 @triage_cli.command("retriage")
 @click.option("--as", "username", help="The supervisor responsible (audit trail); default: the system.")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
-def retriage_command(username: str | None, batch_size: int):
+@click.option("--batch-size", type=click.IntRange(1, 10_000),
+              help="Cases per transaction (default 500), or per read with --dry-run (default 2000).")
+@click.option("--dry-run", is_flag=True,
+              help="Write nothing: print how many open cases would move (a replay of the active ruleset).")
+def retriage_command(username: str | None, batch_size: int | None, dry_run: bool):
     """Re-triage every open case with the active ruleset, in batches (each committed; safe to
-    interrupt and run again). Overrides are kept; unchanged cases get no new record."""
+    interrupt and run again). Overrides are kept; unchanged cases get no new record. With
+    --dry-run nothing is written: the active ruleset is replayed over the open caseload with
+    today's settings and reference data, and the moves are printed like `replay` prints them."""
     from app.triage import services
 
     user = _acting_user(username)
+    if dry_run:
+        try:
+            report = services.replay(services.active_ruleset().text, acting_user=user, batch_size=batch_size or 2000)
+        except PermissionError as error:
+            raise click.ClickException(str(error)) from None
+        _print_replay(report, dry_run=True)
+        return
+    batch_size = batch_size or 500
     done = {"cases": 0}
 
     def progress(count: int) -> None:
