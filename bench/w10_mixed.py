@@ -245,7 +245,9 @@ class Gunicorn:
         logs.mkdir(parents=True, exist_ok=True)
         self.log = logs / f"gunicorn-{name}.log"
         command = [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers),
-                   "--bind", f"127.0.0.1:{self.port}", "--timeout", "120", target]
+                   "--bind", f"127.0.0.1:{self.port}", "--timeout", "120",
+                   "--no-control-socket",  # gunicorn's default socket path is one per machine: not ours to take
+                   target]
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                             stdout=out, stderr=subprocess.STDOUT)
@@ -1130,6 +1132,18 @@ def report_details(found: dict) -> None:
             print(f"  {label}: " + "; ".join(f"{k} x{n}" for k, n in counter.most_common(10)))
 
 
+def keep_series(found: dict, directory: str | None) -> None:
+    """With W10_LOG_DIR set: the memory series and the latency samples as JSON (no personal data)."""
+    if not directory:
+        return
+    path = Path(directory) / "w10-series.json"
+    path.write_text(json.dumps({
+        "memory": {str(pid): worker.points for pid, worker in found["memory"].items()},
+        "idle": found["idle"], "pss_uss": {str(k): v for k, v in found["pss_uss"].items()},
+        "samples": [[round(s.at, 3), s.kind, s.operation, s.status, round(s.seconds, 4), s.outcome]
+                    for s in found["record"].samples]}))
+
+
 def run(context) -> list[Row]:
     """bench/run.py's W10 and M1 step: ``context.info['w10_seconds']`` (default 600)."""
     seconds = float(context.info.get("w10_seconds") or 600)
@@ -1137,4 +1151,5 @@ def run(context) -> list[Row]:
     found = measure(context.url, context.workdir, context.make_app, seconds, clients, context.seed,
                     log=lambda line: print(line, flush=True))
     report_details(found)
+    keep_series(found, os.environ.get("W10_LOG_DIR"))
     return rows(found)
