@@ -46,8 +46,7 @@ class Case(RandomIdRow, db.Model):
     __tablename__ = "asylum_case"
     __table_args__ = (
         db.Index("ix_asylum_case_office_status", "office_id", "status", "registered_on"),
-        # The queue: a track of an office, unassigned, highest priority then nearest deadline.
-        db.Index("ix_asylum_case_queue", "office_id", "track", "assigned_to_id", "priority", "statutory_deadline"),
+        # The queues' indexes (partial, in the queues' order) are declared in app/triage/queues.py.
         db.Index("ix_asylum_case_assignee", "assigned_to_id", "status", "statutory_deadline"),
         db.Index("ix_asylum_case_deadline", "office_id", "statutory_deadline"),
     )

@@ -43,7 +43,7 @@ from app.extensions import db
 from app.intake.models import Case
 
 # Statuses in which a case needs no more work at first instance. Kept in one place; the partial
-# indexes (and migration 0005) are built on exactly this list.
+# indexes (migrations 0005 and 0008) are built on exactly this list.
 CLOSED_STATUSES: tuple[str, ...] = ("decision_issued", "notified", "closed", "withdrawn",
                                     "implicitly_withdrawn", "transferred")
 UNASSIGNED_STATUS = "registered"
@@ -60,13 +60,13 @@ COUNTS_MAX_AGE = 10.0   # seconds a process keeps an office's per-track counts (
 
 # -- the indexes the queues need ------------------------------------------------------------------
 #
-# The order "priority DESC, deadline ASC NULLS LAST" cannot come out of an all-ascending index
-# (ix_asylum_case_queue), and NULLS LAST cannot be declared in a SQLite index at all; so the
-# indexes carry ``priority DESC`` and ``(statutory_deadline IS NULL)`` as key parts and the
-# queries order by exactly those expressions. They are partial: only open cases (and for the
-# queues, only unassigned ones), so they stay small however many decided cases pile up, and
-# scans never wade through closed cases. Declared here, beside the queries they serve, so the
-# models' metadata (and the migration test) knows them; created by migration 0005.
+# The order "priority DESC, deadline ASC NULLS LAST" cannot come out of an all-ascending index,
+# and NULLS LAST cannot be declared in a SQLite index at all; so the indexes carry ``priority
+# DESC`` and ``(statutory_deadline IS NULL)`` as key parts and the queries order by exactly those
+# expressions. They are partial: only open cases (and for the queues, only unassigned ones), so
+# they stay small however many decided cases pile up, and scans never wade through closed cases.
+# Declared here, beside the queries they serve, so the models' metadata (and the migration test)
+# knows them; created by migrations 0005 and 0008.
 
 def _open_sql():
     """The DDL form of "open" (literal values: a partial index predicate must be constant)."""
@@ -79,14 +79,22 @@ _UNASSIGNED_OPEN = and_(_c.assigned_to_id.is_(None), _open_sql())
 _ASSIGNED_OPEN = and_(_c.assigned_to_id.is_not(None), _open_sql())
 _DEADLINE_OPEN = and_(_c.statutory_deadline.is_not(None), _open_sql())
 QUEUE_INDEXES = (
+    # queue() of all tracks: office, then the queue order.
     db.Index("ix_asylum_case_open_queue", _c.office_id, _c.priority.desc(), *_DEADLINE_KEY,
              sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
-    # status and assigned_to_id at the end (never searched on) make the per-track counts an
-    # index-only read on SQLite too, which otherwise fetches every row to re-check them.
+    # queue() of one track and take_next: office and track, then the queue order.
     db.Index("ix_asylum_case_open_queue_track", _c.office_id, _c.track, _c.priority.desc(), *_DEADLINE_KEY,
-             _c.status, _c.assigned_to_id, sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
-    db.Index("ix_asylum_case_open_assignee", _c.assigned_to_id, *_DEADLINE_KEY,
+             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
+    # track_counts(): narrow, so counting reads a third of the pages the queue index would.
+    # status and assigned_to_id are never searched on: with them SQLite counts from the index
+    # alone (it re-checks the WHERE terms the predicate already implies); PostgreSQL needs them not.
+    db.Index("ix_asylum_case_open_count", _c.office_id, _c.track, _c.status, _c.assigned_to_id,
+             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
+    # cases_of()/my_cases(): the assignee and the office are both equalities, then deadline order,
+    # so a later page seeks past its cursor instead of checking the office row by row.
+    db.Index("ix_asylum_case_open_assignee", _c.assigned_to_id, _c.office_id, *_DEADLINE_KEY,
              sqlite_where=_ASSIGNED_OPEN, postgresql_where=_ASSIGNED_OPEN),
+    # due_within() and overdue(): office, then deadline order.
     db.Index("ix_asylum_case_open_deadline", _c.office_id, _c.statutory_deadline, _c.registered_on, _c.id,
              sqlite_where=_DEADLINE_OPEN, postgresql_where=_DEADLINE_OPEN),
 )
@@ -200,8 +208,9 @@ def _page(stmt, params: dict, limit: int, *, queue_order: bool) -> CasePage:
 class _likely(FunctionElement):
     """SQLite's ``likely(X)``: X, with a hint to the planner that it is usually true; plain X
     elsewhere. Why the queues need it: SQLite's statistics average over every assignee, so
-    "assigned_to_id IS NULL" looks like it leaves a handful of rows of ix_asylum_case_queue to
-    sort, and SQLite would read that index and sort the whole (large) unassigned part of a track.
+    "assigned_to_id IS NULL" looks like it leaves a handful of rows of an index that starts with
+    the assignee (ix_asylum_case_assignee), and SQLite would read that index and sort the whole
+    (large) unassigned part of an office.
     Marked likely, the term no longer tempts it, and it still proves the partial indexes apply."""
 
     name = "likely"
@@ -335,8 +344,8 @@ def queue(office_id: int, track: str | None = None, *, limit: int = PAGE_SIZE,
 
 def track_counts(office_id: int, *, max_age: float | None = None) -> list[Row]:
     """Per track (None: not triaged yet), how many open unassigned cases wait in the office's
-    queue: rows of ``(track, waiting)``, by track code. One GROUP BY, read from the queue index
-    alone (index-only).
+    queue: rows of ``(track, waiting)``, by track code. One GROUP BY, read from the narrow
+    ix_asylum_case_open_count alone (index-only).
 
     That read grows with the backlog (about 30,000 waiting cases an office at 1M cases: some
     milliseconds), so each process keeps an office's counts for ``max_age`` seconds
