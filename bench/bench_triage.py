@@ -200,7 +200,18 @@ def dry_run(app) -> dict:
         finally:
             event.remove(db.engine, "checkout", server.checkout)
             event.remove(db.engine, "checkin", server.checkin)
+        # Once per run, whatever the caseload: parsing and compiling the ruleset document.
+        started = time.perf_counter()
+        services._candidate(text)  # what replay does first with the document
+        best["fixed"] = min(time.perf_counter() - started, best["seconds"])
         return best
+
+
+def per_million(measured: dict) -> float:
+    """Seconds the dry run would take over RETRIAGE_CASES open cases: the once-per-run part plus
+    the measured per-case part scaled up (a small caseload is mostly the once-per-run part)."""
+    per_case = (measured["seconds"] - measured["fixed"]) / max(measured["cases"], 1)
+    return measured["fixed"] + per_case * RETRIAGE_CASES
 
 
 class _ServerCpu:
@@ -378,14 +389,14 @@ def main() -> None:
             added = clone_open_cases(app, args.clone_to)
             print(f"cloned {added:,} open cases in {time.perf_counter() - started:.1f} s")
         measured = dry_run(app)
-        per_million = measured["seconds"] / max(measured["cases"], 1) * RETRIAGE_CASES
-        verdict = "pass" if per_million <= RETRIAGE_LIMIT_S else "FAIL"
+        extrapolated = per_million(measured)
+        verdict = "pass" if extrapolated <= RETRIAGE_LIMIT_S else "FAIL"
         server = "" if measured["server_cpu"] is None else f" + {measured['server_cpu']:.2f} s in PostgreSQL"
         cpu_per_million = (measured["cpu"] + (measured["server_cpu"] or 0)) / max(measured["cases"], 1) * RETRIAGE_CASES
         print(f"W3 re-triage dry run: {measured['cases']:,} open cases in {measured['seconds']:.2f} s wall "
               f"({measured['cpu']:.2f} s CPU in this process{server}), {measured['moved']:,} would move, "
               f"{measured['failed']} unreadable")
-        print(f"  per 1M cases: {per_million:.1f} s wall, {cpu_per_million:.1f} s CPU "
+        print(f"  per 1M cases: {extrapolated:.1f} s wall, {cpu_per_million:.1f} s CPU "
               f"(<= {RETRIAGE_LIMIT_S} s: {verdict} on the wall clock, load average {os.getloadavg()[0]:.1f})")
 
 

@@ -24,7 +24,9 @@ if __name__ == "__main__":  # run as a script to (re)write the snapshot
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import app.intake  # noqa: F401  (loads the packages in the application's order, as pytest does)
 
-from app.triage.rules import shipped_ruleset, validate_facts
+import pytest
+
+from app.triage.rules import ContextError, shipped_ruleset, validate_facts
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "triage_engine_reference.json.gz"
 GENERATOR_VERSION = 1
@@ -285,6 +287,36 @@ def test_generated_claims_give_exactly_the_reference_results():
             if actual != expected:
                 differences.append((position, expected, actual))
         assert not differences, f"{ruleset_id}: {len(differences)} results differ, first: {differences[0]}"
+
+
+def test_a_prepared_context_gives_the_same_results_as_the_plain_one():
+    """``prepare_context`` (used by the replay and the re-triage dry run) changes nothing: every
+    generated claim gives exactly the snapshot's result with its context prepared once."""
+    reference = _load_reference()
+    values = reference["values"]
+    keys = sorted(result_record(shipped_ruleset("unhcr-dcp").evaluate({}, {"decision_date": "2026-07-01"})))
+    for ruleset_id, count in CLAIMS_PER_RULESET.items():
+        ruleset = shipped_ruleset(ruleset_id)
+        for (facts, context), row in zip(generated_cases(ruleset_id, count), reference["rulesets"][ruleset_id],
+                                         strict=True):
+            prepared = ruleset.prepare_context(context)
+            expected = {key: values[i] for key, i in zip(keys, row[1:], strict=True)}
+            assert json.loads(json.dumps(result_record(ruleset.evaluate(facts, prepared)))) == expected
+
+
+def test_a_prepared_context_belongs_to_its_ruleset():
+    """An unknown setting is refused when preparing; a context prepared for one ruleset is, for
+    another, an ordinary context (so its unknown settings are refused there too); "today" is
+    fixed when preparing."""
+    eu, unhcr = shipped_ruleset("eu-apr-2026"), shipped_ruleset("unhcr-dcp")
+    with pytest.raises(ContextError) as error:
+        eu.prepare_context({"prima_facie_nationalities": ["SYR"]})
+    assert error.value.field == "prima_facie_nationalities"
+    prepared = eu.prepare_context({"decision_date": "2026-07-01"})
+    with pytest.raises(ContextError):
+        unhcr.evaluate({}, prepared)
+    assert eu.prepare_context()["decision_date"] == date.today()
+    assert eu.evaluate({"lodged": False, "registration_date": "2026-06-01"}, prepared).track == "implicit_withdrawal"
 
 
 def test_reference_exercises_every_rule_track_and_deadline_option():
