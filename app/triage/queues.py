@@ -78,13 +78,18 @@ _DEADLINE_KEY = (_c.statutory_deadline.is_(None), _c.statutory_deadline, _c.regi
 _UNASSIGNED_OPEN = and_(_c.assigned_to_id.is_(None), _open_sql())
 _ASSIGNED_OPEN = and_(_c.assigned_to_id.is_not(None), _open_sql())
 _DEADLINE_OPEN = and_(_c.statutory_deadline.is_not(None), _open_sql())
+# PostgreSQL: the lists' other columns ride along (INCLUDE), so a page is an index-only scan
+# (EXPLAIN at 1M cases: 5 buffers instead of 55, no heap fetch). SQLite has no INCLUDE; its
+# 50 row lookups cost about 0.1 ms of CPU there.
+_LISTED = ("reference", "status", "version")
 QUEUE_INDEXES = (
     # queue() of all tracks: office, then the queue order.
     db.Index("ix_asylum_case_open_queue", _c.office_id, _c.priority.desc(), *_DEADLINE_KEY,
-             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
+             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN,
+             postgresql_include=(*_LISTED, "track")),
     # queue() of one track and take_next: office and track, then the queue order.
     db.Index("ix_asylum_case_open_queue_track", _c.office_id, _c.track, _c.priority.desc(), *_DEADLINE_KEY,
-             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN),
+             sqlite_where=_UNASSIGNED_OPEN, postgresql_where=_UNASSIGNED_OPEN, postgresql_include=_LISTED),
     # track_counts(): narrow, so counting reads a third of the pages the queue index would.
     # status and assigned_to_id are never searched on: with them SQLite counts from the index
     # alone (it re-checks the WHERE terms the predicate already implies); PostgreSQL needs them not.
@@ -93,7 +98,8 @@ QUEUE_INDEXES = (
     # cases_of()/my_cases(): the assignee and the office are both equalities, then deadline order,
     # so a later page seeks past its cursor instead of checking the office row by row.
     db.Index("ix_asylum_case_open_assignee", _c.assigned_to_id, _c.office_id, *_DEADLINE_KEY,
-             sqlite_where=_ASSIGNED_OPEN, postgresql_where=_ASSIGNED_OPEN),
+             sqlite_where=_ASSIGNED_OPEN, postgresql_where=_ASSIGNED_OPEN,
+             postgresql_include=(*_LISTED, "track", "priority")),
     # due_within() and overdue(): office, then deadline order.
     db.Index("ix_asylum_case_open_deadline", _c.office_id, _c.statutory_deadline, _c.registered_on, _c.id,
              sqlite_where=_DEADLINE_OPEN, postgresql_where=_DEADLINE_OPEN),
