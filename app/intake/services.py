@@ -524,7 +524,7 @@ class PreparedClaim:
     reference: str | None = None
 
 
-def prepare_claims(payloads: list[dict], *, triage_state=None, first_index: int = 0) -> list[PreparedClaim]:
+def prepare_claims(payloads: list[dict], *, triage_state=None) -> list[PreparedClaim]:
     """Validate ``payloads`` and make each valid one into its rows: case, people (sections
     encrypted, bound to their rows; blind indexes), match keys, document index, triage record
     (evaluated with ``triage_state``, the state ``triage_case`` would use) and its CASE_TRIAGED
@@ -533,8 +533,7 @@ def prepare_claims(payloads: list[dict], *, triage_state=None, first_index: int 
     match keys are done. Needs an application context (keys, messages)."""
     encrypt = crypto.keyring().encryptor() if triage_state is not None else None
     out = []
-    for offset, payload in enumerate(payloads):
-        index = first_index + offset
+    for index, payload in enumerate(payloads):
         try:
             data = validate_registration(payload)
         except RegistrationInvalid as exc:
