@@ -182,11 +182,15 @@ class WorkerMemory:
     pid: int
     points: list[tuple[float, float]] = field(default_factory=list)   # (seconds, MB)
 
-    def figures(self, after: float = 0.0) -> dict:
+    def figures(self, after: float = 0.0, trend_from: float | None = None) -> dict:
+        """Start (first sample after the warm-up), max, end; ``slope`` over everything after the
+        warm-up, ``trend`` over the points from ``trend_from`` on (the soak's second half: caches
+        fill early, so only growth that goes on there is a trend)."""
         kept = [p for p in self.points if p[0] >= after] or self.points
+        late = [p for p in self.points if p[0] >= (trend_from if trend_from is not None else after)] or kept
         values = [v for _, v in self.points]
         return {"start": kept[0][1], "max": max(values), "end": self.points[-1][1],
-                "slope": slope_per_minute(kept), "samples": len(self.points)}
+                "slope": slope_per_minute(kept), "trend": slope_per_minute(late), "samples": len(self.points)}
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -1089,10 +1093,11 @@ def rows(found: dict) -> list[Row]:
     idle = [v for v in found.get("idle", {}).values() if v is not None] or [float("nan")]
     if memory:
         warm = found["warmup"]
-        figures = {pid: w.figures(after=warm) for pid, w in memory.items()}
+        figures = {pid: w.figures(after=warm, trend_from=found["seconds"] / 2) for pid, w in memory.items()}
         worst = max(figures.values(), key=lambda f: f["max"])
         steepest = max(f["slope"] for f in figures.values())
-        flat = steepest * 10 <= FLAT_MB_PER_10_MIN
+        trend = max(f["trend"] for f in figures.values())
+        flat = trend * 10 <= FLAT_MB_PER_10_MIN
         restarted = max(0, len(memory) - WORKERS)
         shares = [v for v in found.get("pss_uss", {}).values() if v]
         pss = "/".join(f"{p:.0f}" for p, _u in shares) or "?"
@@ -1100,8 +1105,9 @@ def rows(found: dict) -> list[Row]:
         out.append(Row("M1 RSS of one worker under the mixed load, max (MB)", f"{worst['max']:.0f}", "", "",
                        f"<={RSS_TARGET_MB:g} MB", verdict(worst["max"] <= RSS_TARGET_MB and restarted == 0),
                        f"worst worker: start {worst['start']:.0f}, max {worst['max']:.0f}, end {worst['end']:.0f} MB; "
-                       f"steepest slope {steepest:+.2f} MB/min after the warm-up ({'flat' if flat else 'GROWING'}: "
-                       f"limit {FLAT_MB_PER_10_MIN:g} MB per 10 min); all workers: "
+                       f"steepest slope {steepest:+.2f} MB/min after the warm-up, {trend:+.2f} MB/min over the "
+                       f"second half ({'flat' if flat else 'GROWING'}: limit {FLAT_MB_PER_10_MIN:g} MB per 10 min); "
+                       "all workers: "
                        + ", ".join(f"{f['start']:.0f}/{f['max']:.0f}/{f['end']:.0f}" for f in figures.values())
                        + f" MB (start/max/end); idle before sign-in {min(idle):.0f}-{max(idle):.0f} MB; "
                        f"at the end PSS {pss} MB, private (USS) {uss} MB per worker; "

@@ -52,6 +52,11 @@ def test_memory_slope_and_figures():
     figures = worker.figures(after=10.0)
     assert (figures["start"], figures["max"], figures["end"]) == (130.0, 131.0, 130.0)
     assert figures["slope"] == pytest.approx(0.0)
+    # Caches fill early, then the line is flat: only the second half's trend says "growing".
+    warming = w.WorkerMemory(2, [(t, min(150.0, 120 + t / 10)) for t in range(0, 600, 3)])
+    figures = warming.figures(after=15.0, trend_from=300.0)
+    assert figures["slope"] > 1.0
+    assert figures["trend"] == pytest.approx(0.0)
 
 
 PAGE = """
