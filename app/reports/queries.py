@@ -575,37 +575,67 @@ def decision_times(f: ReportFilters, *, implementation: str | None = None) -> li
     decisions (first examination round) issued in the period, per track. ``implementation``
     ("percentile_cont" or "window") forces one formulation; by default PostgreSQL uses
     percentile_cont and SQLite the window one."""
-    return [DecisionTimeRow(r.grp, r.n, _float(r.p50), _float(r.p90))
-            for r in _rows(_decision_times(f, implementation), f)]
+    return _times_and_limits(f, implementation)[0]
+
+
+def within_limit(f: ReportFilters) -> list[WithinLimitRow]:
+    """Per track: first-instance decisions (first round) issued in the period, how many of them
+    belong to a case with a statutory deadline, and how many were issued on or before it."""
+    return _times_and_limits(f)[1]
+
+
+def _times_and_limits(f: ReportFilters, implementation: str | None = None):
+    """(decision_times, within_limit): both count the same decisions per track, so one statement
+    reads them once (at 1M cases each read of the period's decisions costs seconds on SQLite)."""
+    rows = _rows(_decision_times(f, implementation), f)
+    return ([DecisionTimeRow(r.grp, r.n, _float(r.p50), _float(r.p90)) for r in rows],
+            [WithinLimitRow(r.grp, r.n, r.with_deadline, r.within, _float(r.share)) for r in rows])
 
 
 @_memoised
 def _decision_times(s: _Shape, implementation: str | None):
     sql = s.sql
     d, track, conditions = _issued_originals(s, round_one=True)
-    base = (select(track.label("track"), sql.days_between(sql.day(d.c.issued_at), _case.registered_on).label("days"))
+    issued_on = sql.day(d.c.issued_at)
+    base = (select(track.label("track"), sql.days_between(issued_on, _case.registered_on).label("days"),
+                   _case.statutory_deadline.label("deadline"), issued_on.label("issued_on"))
             .join(Case.__table__, _case.id == d.c.case_id)
             .where(*conditions).subquery())
+
+    def counts(rows):  # within the statutory limit: on or before the case's deadline
+        return [func.count(rows.deadline).label("with_deadline"),
+                func.count(case((rows.issued_on <= rows.deadline, 1))).label("within")]
+
+    def share(columns):
+        return [_share(columns["within"], columns["with_deadline"]).label("share")]
+
     implementation = implementation or ("percentile_cont" if sql.pg else "window")
-    return _percentiles(base.c.track, base.c.days, base, implementation, pg=s.pg)
+    return _percentiles(base.c.track, base.c.days, base, implementation, pg=s.pg, counts=counts, derived=share)
 
 
 def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _percentiles(group, value, base, implementation: str, *, pg: bool, ps: tuple[float, float] = (0.5, 0.9)):
-    """SELECT grp, n, p50, p90 ... GROUP BY grp: continuous percentiles of ``value`` per ``group``."""
+def _percentiles(group, value, base, implementation: str, *, pg: bool, ps: tuple[float, float] = (0.5, 0.9),
+                 counts=None, derived=None):
+    """SELECT grp, n, p50, p90 ... GROUP BY grp: continuous percentiles of ``value`` per ``group``.
+    ``counts(columns)``: more labelled aggregates per group over the base rows' columns, returned
+    beside them; ``derived(by_label)``: labelled expressions over those aggregates (shares)."""
     if implementation == "percentile_cont":
+        more = counts(base.c) if counts else []
         return (select(group.label("grp"), func.count().label("n"),
-                       *(func.percentile_cont(p).within_group(value).label(f"p{int(p * 100)}") for p in ps))
+                       *(func.percentile_cont(p).within_group(value).label(f"p{int(p * 100)}") for p in ps),
+                       *more, *(derived({c.name: c.element for c in more}) if derived else []))
                 .group_by(group)
                 .order_by(group.is_(None), group))
     if implementation != "window":
         raise ValueError(f"unknown percentile implementation {implementation!r}")
     ranked = select(group.label("grp"), value.label("v"),
                     func.row_number().over(partition_by=group, order_by=value).label("rn"),
-                    func.count().over(partition_by=group).label("n")).select_from(base).subquery()
+                    func.count().over(partition_by=group).label("n"),
+                    *(c for c in base.c if counts and c.name not in (group.name, value.name))
+                    ).select_from(base).subquery()
     # PostgreSQL's percentile_cont: h = p * (n - 1) in double precision; the rows at floor(h) and
     # ceil(h) (0-based) are interpolated. CAST(h AS INTEGER) floors (h >= 0) on SQLite; on
     # PostgreSQL it would round, hence FLOOR there.
@@ -618,7 +648,8 @@ def _percentiles(group, value, base, implementation: str, *, pg: bool, ps: tuple
         columns += [func.max(case((ranked.c.rn - 1 == lo, ranked.c.v))).label(f"{name}_lo"),
                     func.max(case((ranked.c.rn - 1 == hi, ranked.c.v))).label(f"{name}_hi")]
         picks.append(name)
-    grouped = (select(ranked.c.grp, func.max(ranked.c.n).label("n"), *columns)
+    more = counts(ranked.c) if counts else []
+    grouped = (select(ranked.c.grp, func.max(ranked.c.n).label("n"), *columns, *more)
                .group_by(ranked.c.grp).subquery())
     outs = []
     for p, name in zip(ps, picks, strict=True):
@@ -626,28 +657,9 @@ def _percentiles(group, value, base, implementation: str, *, pg: bool, ps: tuple
         frac = h - (func.floor(h) if pg else cast(h, Integer))
         lo_v, hi_v = grouped.c[f"{name}_lo"], grouped.c[f"{name}_hi"]
         outs.append((cast(lo_v, Float) + frac * (hi_v - lo_v)).label(name))
+    passed = [grouped.c[c.name] for c in more]
+    outs += [*passed, *(derived({c.name: c for c in passed}) if derived else [])]
     return select(grouped.c.grp, grouped.c.n, *outs).order_by(grouped.c.grp.is_(None), grouped.c.grp)
-
-
-def within_limit(f: ReportFilters) -> list[WithinLimitRow]:
-    """Per track: first-instance decisions (first round) issued in the period, how many of them
-    belong to a case with a statutory deadline, and how many were issued on or before it."""
-    return [WithinLimitRow(r.track, r.decisions, r.with_deadline, r.within, _float(r.share))
-            for r in _rows(_within_limit(f), f)]
-
-
-@_memoised
-def _within_limit(s: _Shape):
-    sql = s.sql
-    d, track, conditions = _issued_originals(s, round_one=True)
-    deadline = _case.statutory_deadline
-    base = (select(track.label("track"), deadline.label("deadline"), sql.day(d.c.issued_at).label("issued_on"))
-            .join(Case.__table__, _case.id == d.c.case_id).where(*conditions).subquery())
-    with_deadline = func.count(base.c.deadline)
-    within = func.count(case((base.c.issued_on <= base.c.deadline, 1)))
-    return (select(base.c.track, func.count().label("decisions"), with_deadline.label("with_deadline"),
-                   within.label("within"), _share(within, with_deadline).label("share"))
-            .group_by(base.c.track).order_by(base.c.track.is_(None), base.c.track))
 
 
 def deadlines(f: ReportFilters) -> list[DeadlineRow]:
@@ -839,8 +851,9 @@ def dashboard(f: ReportFilters, *, caseworkers: bool = True) -> Dashboard:
     """Every dashboard section, each one SQL aggregate (or two), in one read-only transaction.
     ``caseworkers=False`` leaves the per-caseworker sections (workload, throughput) out as None:
     the PDF summary does not show them (the listing does), so it does not pay for them."""
+    times, limits = _times_and_limits(f)
     return Dashboard(filters=f, backlog=backlog(f), ageing=ageing(f), flow=weekly_flow(f),
-                     decision_times=decision_times(f), within_limit=within_limit(f), deadlines=deadlines(f),
+                     decision_times=times, within_limit=limits, deadlines=deadlines(f),
                      workload=workload(f) if caseworkers else None,
                      throughput=throughput(f) if caseworkers else None, recognition=recognition(f),
                      late_registrations=late_registrations(f))
