@@ -202,7 +202,9 @@ def run_w4(context: Context) -> list[Row]:
         rows.append(Row(label + " (p95 ms)", f"{t.pct(0.95):.2f}", f"{base.pct(0.95):.2f}",
                         f"{t.per_second / base.per_second:.2f}", f"p95<={bq.QUERY_P95_TARGET_MS:g}ms",
                         verdict(t.pct(0.95) <= bq.QUERY_P95_TARGET_MS),
-                        f"{t.per_second:,.0f}/s vs get-by-key {base.per_second:,.0f}/s; ratio = throughput"))
+                        f"{t.per_second:,.0f}/s vs get-by-key {base.per_second:,.0f}/s; ratio = throughput; "
+                        f"CPU time of the calling thread p50 {t.cpu_pct(0.5):.2f} ms, p95 {t.cpu_pct(0.95):.2f} ms, "
+                        f"CPU ratio {t.cpu_per_second / base.cpu_per_second:.2f}"))
     bare = pages["bare_page"]
     for name, label in [("queue_page", "W4 queue page, one track (HTTP req/s)"),
                         ("queue_page_all", "W4 queue page, all tracks (HTTP req/s)"),
@@ -213,8 +215,10 @@ def run_w4(context: Context) -> list[Row]:
         rows.append(Row(label, f"{t.per_second:,.0f}/s", f"{bare.per_second:,.0f}/s", f"{ratio:.2f}",
                         f">={bq.PAGE_RATIO_TARGET:.2f}, p95<={bq.PAGE_LATENCY_TARGET_MS:g}ms", verdict(ok),
                         f"p50 {t.p50:.1f} ms, p95 {t.pct(0.95):.1f} ms; vs bare layout page "
-                        f"{t.per_second / pages['bare_layout'].per_second:.2f}; baseline: bare get-by-key endpoint "
-                        "(same session, sign-in, permission check), Flask test client"))
+                        f"{t.per_second / pages['bare_layout'].per_second:.2f}; CPU time p50 {t.cpu_pct(0.5):.1f} ms "
+                        f"vs bare {bare.cpu_pct(0.5):.1f} ms, CPU ratio {t.cpu_per_second / bare.cpu_per_second:.2f}; "
+                        "baseline: bare get-by-key endpoint (same session, sign-in, permission check), Flask test "
+                        "client, a request context of its own per request, requests taking turns"))
     return rows
 
 
