@@ -492,9 +492,9 @@ def weekly_flow(f: ReportFilters) -> list[WeekFlow]:
     and cases closed (first decision issued, or ended by withdrawal or transfer without one,
     dated by their last change) (outflow). Weeks without any are listed with zeros."""
     registered_counts = {_as_date(r.week): r.n for r in _rows(_registered_per_week(f), f)}
-    issued_counts = {_as_date(r.week): r.n for r in _rows(_issued_per_week(f), f)}
-    closed_counts = {_as_date(r.week): r.n for r in _rows(_cases_closed_per_week(f), f)}
-    return [WeekFlow(week, registered_counts.get(week, 0), issued_counts.get(week, 0), closed_counts.get(week, 0))
+    outflow = {_as_date(r.week): r for r in _rows(_outflow_per_week(f), f)}
+    return [WeekFlow(week, registered_counts.get(week, 0), outflow[week].issued if week in outflow else 0,
+                     outflow[week].closed if week in outflow else 0)
             for week in f.weeks()]
 
 
@@ -510,39 +510,43 @@ def _registered_per_week(s: _Shape):
 
 
 @_memoised
-def _issued_per_week(s: _Shape):
+def _outflow_per_week(s: _Shape):
+    """Per week: first-instance decisions issued, and cases closed, from one read of the period's
+    decisions. The track filter means the decision's track for "issued" and the case's for
+    "closed" (a case-level condition: all decisions of a case pass it or none)."""
     sql = s.sql
-    d, _track, conditions = _issued_originals(s)
-    issued = (select(sql.week_start(sql.day(d.c.issued_at)).label("week"))
-              .join(Case.__table__, _case.id == d.c.case_id)
-              .where(*conditions).subquery())
-    return select(issued.c.week, func.count().label("n")).group_by(issued.c.week)
-
-
-@_memoised
-def _cases_closed_per_week(s: _Shape):
-    sql = s.sql
-    d = _decision.alias("fd")
+    d = _decision.alias("d")
+    decision_track = func.coalesce(d.c.procedure_track, _case.track)
+    counted = decision_track == bindparam("track", type_=String) if s.track else None
+    conditions = [d.c.status == "issued", _original(d, s), d.c.issued_at >= bindparam("start"),
+                  d.c.issued_at < bindparam("end"), *_case_scope(s, track=False)]
+    if s.track:
+        conditions.append(or_(counted, _case.track == bindparam("track")))
+    decisions = (select(d.c.case_id, sql.week_start(sql.day(d.c.issued_at)).label("week"),
+                        (case((counted, 1)) if s.track else literal(1)).label("issued"),
+                        # first of the case's decisions in the period, among those of a counted case
+                        case((_case.track == bindparam("track"), func.row_number().over(
+                            partition_by=d.c.case_id, order_by=(d.c.issued_at, d.c.id)))).label("nth")
+                        if s.track else
+                        func.row_number().over(partition_by=d.c.case_id, order_by=(d.c.issued_at, d.c.id))
+                        .label("nth"))
+                 .join(Case.__table__, _case.id == d.c.case_id).where(*conditions).subquery())
+    # A case's first decision: its first of the period, with no original issued before the period
+    # (probed once per case, by ix_decision_case, only for that first decision).
     earlier = _decision.alias("earlier")
-    # A case's first decision: issued in the period with no original issued before it (a probe of
-    # ix_decision_case per decision of the period, instead of grouping every decision ever made).
-    first = (select(d.c.case_id, func.min(d.c.issued_at).label("first_issued"))
-             .join(Case.__table__, _case.id == d.c.case_id)
-             .where(d.c.status == "issued", _original(d, s), d.c.issued_at >= bindparam("start"),
-                    d.c.issued_at < bindparam("end"), *_case_scope(s),
-                    ~exists().where(earlier.c.case_id == d.c.case_id, earlier.c.status == "issued",
-                                    earlier.c.corrects_decision_id.is_(None),
-                                    earlier.c.issued_at < bindparam("start")))
-             .group_by(d.c.case_id)
-             .subquery())
-    decided = select(sql.week_start(sql.day(first.c.first_issued)).label("week"))
+    no_earlier = ~exists().where(earlier.c.case_id == decisions.c.case_id, earlier.c.status == "issued",
+                                 earlier.c.corrects_decision_id.is_(None), earlier.c.issued_at < bindparam("start"))
+    first = case((decisions.c.nth == 1, case((no_earlier, 1))))
+    issued = select(decisions.c.week, decisions.c.issued.label("issued"), first.label("closed"))
     other = _decision.alias("od")
-    ended = (select(sql.week_start(sql.day(_case.updated_at)).label("week"))
+    ended = (select(sql.week_start(sql.day(_case.updated_at)).label("week"), literal(None).label("issued"),
+                    literal(1).label("closed"))
              .where(_case.status.in_(ENDED_WITHOUT_DECISION), _case.updated_at >= bindparam("start"),
                     _case.updated_at < bindparam("end"), *_case_scope(s),
                     ~exists().where(other.c.case_id == _case.id, other.c.status == "issued")))
-    both = union_all(decided, ended).subquery()
-    return select(both.c.week, func.count().label("n")).group_by(both.c.week)
+    both = union_all(issued, ended).subquery()
+    return (select(both.c.week, func.count(both.c.issued).label("issued"), func.count(both.c.closed).label("closed"))
+            .group_by(both.c.week))
 
 
 def late_registrations(f: ReportFilters) -> list[LateRegistrationRow]:
