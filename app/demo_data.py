@@ -92,6 +92,7 @@ ENVIRONMENTS = ("development", "testing")
 DIALECTS = ("sqlite", "postgresql")  # the two the rows are written for (executemany, COPY)
 DEFAULT_BATCH_SIZE = 2000
 PIPELINE_DEPTH = 2  # batches being prepared ahead of the one being stored
+MIN_BATCHES = 4  # a run is cut in at least this many batches, so preparing and storing overlap
 HISTORY_DAYS = 730
 GENERATED_PASSWORD_HASH = "!"  # noqa: S105 - not an Argon2 hash: generated staff cannot sign in
 CASES_PER_CASEWORKER = 300  # about what one caseworker decides in two years
@@ -435,7 +436,7 @@ def generate_caseload(count: int, *, seed: int, office_codes: Sequence[str] | No
     creates). Imports the shipped recognition rates when the table is empty, activates the
     shipped ruleset when none is active, adds generated staff (caseworkers, supervisors,
     registration officers who cannot sign in) where an office has too few for ``count`` cases,
-    then writes ``batch_size`` cases per transaction, calling ``on_batch(n)`` after each (the
+    then writes at most ``batch_size`` cases per transaction, calling ``on_batch(n)`` after each (the
     next batches are prepared in a second process meanwhile, see ``_batches``). Ends with one
     BULK_IMPORT audit event naming the seed and the counts."""
     if current_app.config.get("ENVIRONMENT") not in ENVIRONMENTS:
@@ -1821,6 +1822,9 @@ def _batches(world: _World, days: array, count: int, batch_size: int, pipeline: 
     bookings, references and the chain stay exactly those of a run in one process. At most
     PIPELINE_DEPTH batches wait, so memory does not grow with ``count``."""
     global _PRODUCER
+    # At least MIN_BATCHES batches (of at least 100 cases), so that even a small run (`make run`
+    # makes 2000) overlaps preparing and storing instead of doing one after the other.
+    batch_size = max(1, min(batch_size, max(100, math.ceil(count / MIN_BATCHES))))
     ranges = [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
     if pipeline is None:
         pipeline = len(ranges) > 1 and _pipeline_available()
