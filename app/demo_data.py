@@ -23,13 +23,17 @@ What it makes (figures from shared/domain/STATISTICS.md, docs/demo-data.md has t
 * **Audit**: an event for everything that happened (registration, triage, assignment, interview,
   decision steps, transitions), dated when it happened, appended to the hash chain.
 
-How it stays fast and faithful. Rows are written with Core ``insert()`` executemany, a batch of
-cases per transaction, never an ORM object per row; but every S2/S3 section is encrypted with the
-real keyring and the associated data the models' descriptors use (``table.column:row-id``), the
-blind indexes and duplicate-detection keys are computed as registration computes them, and the
-audit chain is computed in Python with the real hash function under the chain-head lock (one
-lock per batch, events inserted in bulk, the head updated once). Sections have exactly the shape
-registration stores (the first case of every batch is checked against the registration schema).
+How it stays fast and faithful. A forked producer simulates and seals the next batches while
+the main process stores the current one; rows go to the driver as tuples (``executemany`` on
+SQLite, ``COPY`` on PostgreSQL), a batch of cases per transaction, never an ORM object per row.
+Yet every S2/S3 section is encrypted with the real keyring and the associated data the models'
+descriptors use (``table.column:row-id``), the blind indexes and duplicate-detection keys are
+computed as registration computes them, and the audit events are encrypted and hash-chained in
+bulk with the encoding of app/audit/chain.py, checked under the chain-head lock (one lock per
+batch, events inserted in bulk, the head updated once). Each batch checks its fast paths against
+the application once (registration schema, JSON encoding, a decryption, a chain hash), so a
+change there stops generation instead of storing what the application cannot read. Memory does
+not grow with the number of cases (docs/demo-data.md).
 
 Reproducible: the same seed gives the same plaintext (people, dates, outcomes) on the same day;
 ciphertexts differ (random nonces), and so do row ids (random by design). No letters are rendered
