@@ -408,14 +408,22 @@ class RegistrationForm(FlaskForm):
                         max_entries=MAX_PERSONS)
 
 
+class EditPersonForm(PersonForm):
+    # The saved person this entry edits (a random row id, never personal data; empty for a person
+    # added on this edit). It travels with the entry when another entry is removed, so people are
+    # matched by identity, not position; the service checks it belongs to the case.
+    person_id = HiddenField()
+
+
 class EditForm(RegistrationForm):
     expected_version = HiddenField()  # optimistic locking: the case version this form was opened at
-    saved_persons = HiddenField()  # people already saved (they are edited in place, not removed)
     reference = HiddenField()  # shown in the heading only
+    persons = FieldList(FormField(EditPersonForm, label=_l("Person")), label=_l("Applicants"), min_entries=1,
+                        max_entries=MAX_PERSONS)
 
 
 # Names of the form's own plumbing, never part of the registration payload.
-PLUMBING = frozenset({"csrf_token", "draft_id", "expected_version", "saved_persons", "reference"})
+PLUMBING = frozenset({"csrf_token", "draft_id", "expected_version", "reference", "person_id"})
 # Repeatable groups shown with one blank entry: a blank entry is "nothing entered", not an error.
 OPTIONAL_ENTRIES = frozenset({"documents", "eurodac_hits", "previous_applications", "members_elsewhere"})
 # Optional sub-sections: left blank, they are absent (None), not a section with missing fields.
@@ -560,6 +568,19 @@ def payload_to_formdata(payload: dict) -> MultiDict:
 
     walk(payload, "", "")
     return out
+
+
+def with_person_ids(formdata: MultiDict, person_ids: list[str]) -> MultiDict:
+    """Edit form data with each person entry carrying the id of the saved person it shows."""
+    for index, person_id in enumerate(person_ids):
+        formdata[f"persons-{index}-person_id"] = person_id
+    return formdata
+
+
+def submitted_person_ids(form) -> list[str | None]:
+    """The saved person each entry of a submitted edit form edits (None: added on this edit).
+    Whatever was posted is passed on as it is: the service decides what it names."""
+    return [(entry.form.person_id.data or None) for entry in form.persons.entries]
 
 
 def raw_formdata(formdata: MultiDict) -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 from types import SimpleNamespace
 from datetime import date, timedelta
@@ -983,27 +984,50 @@ def changed_fields(before: dict, after: dict) -> dict[str, dict]:
             for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)}
 
 
-def update_registration(case_id: str, payload: dict, *, expected_version: int, acting_user) -> Case:
+def update_registration(case_id: str, payload: dict, *, expected_version: int, acting_user,
+                        person_ids: Sequence[str | None] | None = None) -> Case:
     """Save an edited registration. Optimistic locking: ``expected_version`` is the case version
     the user opened; when someone saved since, EditConflict carries both versions and nothing is
     written. Otherwise every rule is checked again, sections, indexes and keys are rewritten,
-    the changed fields (old and new values) are audited, triage re-runs, and it commits once."""
-    case = _scoped_case(case_id, acting_user)
+    the changed fields (old and new values) are audited, triage re-runs, and it commits once.
+
+    People are matched by identity: ``person_ids[n]`` is the id of the saved person that
+    ``payload["persons"][n]`` edits, or None for a person added on this edit. A saved person
+    whose id is not submitted is removed, with their match keys and document index rows; the
+    principal applicant never is, nor a person named by another record (an interview, a
+    decision, a registration linked to them): those refusals, an id not of this case (forged,
+    or a person removed since the page was opened) and an id given twice raise
+    RegistrationInvalid and nothing is written. Without ``person_ids`` the submitted people
+    edit the saved ones in order and saved people beyond the submitted ones are removed.
+
+    Audit (CASE_UPDATED, encrypted details): ``changed`` compares each person with their own
+    saved record (paths use the submitted positions); a removed person's former values appear
+    under ``removed_persons.<n>.`` (old value, new None), and ``removed`` lists who was removed
+    by id and former position only."""
+    case = _locked_case(case_id, acting_user)
     if not acting_user.can(Permission.CASE_EDIT):
         raise PermissionError("editing needs the case.edit permission")
     data = validate_registration(payload)
     before = registration_payload(case)
     if case.version != expected_version:
         raise EditConflict(before, payload, case.version)
+    existing = list(case.persons)
+    matched, removed = _match_people(case, existing, len(data.persons), person_ids)
+    before_by_id = {person.id: snapshot for person, snapshot in zip(existing, before["persons"], strict=True)}
     case.made_on, case.made_place = data.made_on, data.made_place
     case.registered_on, case.lodged_on = data.registered_on, data.lodged_on
     case.good_cause_for_not_lodging = data.good_cause_for_not_lodging
     _apply_case_fields(case, data)
-    existing = list(case.persons)
+    for person in removed:
+        _remove_person(case, person)
+    if removed:
+        # The case row joins this write even if no case field changed, so its version is checked
+        # and bumped: whoever opened the case before the removal gets a conflict, not a stale form.
+        case.updated_at = utcnow()
     match_keys, documents = [], []
-    for position, person_input in enumerate(data.persons):
-        if position < len(existing):
-            _rewrite_person(existing[position], position, person_input, data.made_on)
+    for position, (person, person_input) in enumerate(zip(matched, data.persons, strict=True)):
+        if person is not None:
+            _rewrite_person(person, position, person_input, data.made_on)
         else:
             _, keys, numbers = _store_person(case, position, person_input, data.made_on, None)
             match_keys += keys
@@ -1011,12 +1035,19 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
     if match_keys or documents:
         db.session.flush()  # the added people's rows before their key rows (foreign keys)
         _insert_key_rows(match_keys, documents)
-    for surplus in existing[len(data.persons):]:
-        case.persons.remove(surplus)
+    # Submitted order (a new person was appended last; a crafted post may reorder): the payload
+    # compared below and the one triage reads follow the positions just written.
+    case.persons.sort(key=lambda person: person.position)
     after = registration_payload(case)
-    changes = changed_fields(before, after)
-    record(EventCode.CASE_UPDATED, actor=acting_user, subject=("case", case.id),
-           details={"changed": changes})
+    # Each person against their own saved record; a new one against nothing (every value new).
+    compared = {**before, "persons": [before_by_id.get(person.id, {}) for person in case.persons]}
+    if removed:
+        compared["removed_persons"] = [before_by_id[person.id] for person in removed]
+    changes = changed_fields(compared, after)
+    details: dict[str, Any] = {"changed": changes}
+    if removed:
+        details["removed"] = [{"person_id": person.id, "position": existing.index(person)} for person in removed]
+    record(EventCode.CASE_UPDATED, actor=acting_user, subject=("case", case.id), details=details)
     _after_update(case, acting_user, changes)
     try:
         db.session.commit()
@@ -1026,6 +1057,99 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
         current = db.session.get(Case, case_id)
         raise EditConflict(registration_payload(current), payload, current.version) from None
     return case
+
+
+def _locked_case(case_id: str, acting_user) -> Case:
+    """The case, in scope, locked for this transaction (FOR UPDATE; SQLite: the transaction is
+    BEGIN IMMEDIATE) and re-read, so the checks below (version, who may be removed) still hold
+    when the write lands: the decisions services lock the same row before naming a person.
+    Out of scope or missing: ``_scoped_case`` refuses, the one way every package refuses."""
+    case = None
+    if isinstance(case_id, str) and 0 < len(case_id) <= 32:
+        case = db.session.execute(select(Case).where(Case.id == case_id).with_for_update()
+                                  .execution_options(populate_existing=True)).scalar_one_or_none()
+    if case is None or case.office_id != acting_user.office_id:
+        _scoped_case(case_id, acting_user)  # raises (and audits a case of another office)
+        raise CaseNotFound("no such case")  # not reached
+    return case
+
+
+# Tables whose rows only index a person for intake's own lookups: removed with the person. Any
+# other table pointing at ``person`` holds case records that must outlive a registration edit.
+_PERSON_INDEX_TABLES = frozenset({PersonMatchKey.__tablename__, DocumentNumberIndex.__tablename__})
+
+
+def _match_people(case: Case, existing: list[Person], count: int,
+                  person_ids: Sequence[str | None] | None) -> tuple[list[Person | None], list[Person]]:
+    """(the saved person each submitted one edits, None for a new one; the saved people to
+    remove). Raises RegistrationInvalid, every refusal collected, before anything is changed."""
+    from flask_babel import gettext as _
+
+    if person_ids is None:  # by position: the saved people in order, the surplus removed
+        matched = [existing[n] if n < len(existing) else None for n in range(count)]
+        return matched, existing[count:]
+    reload = _("Reload the case and edit it again.")
+    if not isinstance(person_ids, (list, tuple)) or len(person_ids) != count:
+        raise RegistrationInvalid({"persons": [_("The people on this form do not match the case.") + " " + reload]})
+    saved = {person.id: person for person in existing}
+    errors: dict[str, list[str]] = {}
+    matched: list[Person | None] = []
+    seen: set[str] = set()
+    for position, person_id in enumerate(person_ids):
+        if person_id is None or person_id == "":
+            matched.append(None)
+            continue
+        person = saved.get(person_id) if isinstance(person_id, str) else None
+        if person is None:
+            errors.setdefault(f"persons.{position}", []).append(
+                _("This person is not part of this case, or was removed since the page was opened.") + " " + reload)
+        elif person_id in seen:
+            errors.setdefault(f"persons.{position}", []).append(_("This person appears more than once on the form."))
+            person = None
+        else:
+            seen.add(person_id)
+        matched.append(person)
+    removed = [person for person in existing if person.id not in seen]
+    if errors:  # an unknown id makes "who is removed" meaningless: report the ids first
+        raise RegistrationInvalid(errors)
+    if any(person.is_principal for person in removed):
+        errors.setdefault("persons", []).append(_("The principal applicant cannot be removed from the registration."))
+    for person_id in sorted(_referenced_elsewhere(case, [p.id for p in removed if not p.is_principal])):
+        errors.setdefault("persons", []).append(_(
+            "Person %(number)d as saved cannot be removed: an interview, a decision or another registration "
+            "refers to them.", number=existing.index(saved[person_id]) + 1))
+    if errors:
+        raise RegistrationInvalid(errors)
+    return matched, removed
+
+
+def _referenced_elsewhere(case: Case, person_ids: list[str]) -> set[str]:
+    """Those of ``person_ids`` that some other record names: a row of any table with a foreign
+    key to ``person`` other than intake's own indexes (interviews and decisions today; a table
+    added later is covered without touching this code), or a person of another registration
+    confirmed as the same individual (``linked_person_id``, a plain column)."""
+    if not person_ids:
+        return set()
+    found: set[str] = set()
+    person_table = Person.__table__
+    for table in db.metadata.sorted_tables:
+        if table.name in _PERSON_INDEX_TABLES:
+            continue
+        for foreign_key in table.foreign_keys:
+            if foreign_key.column.table is person_table:
+                found.update(db.session.scalars(select(foreign_key.parent).distinct()
+                                                .where(foreign_key.parent.in_(person_ids))))
+    found.update(db.session.scalars(select(Person.linked_person_id).distinct().where(
+        Person.linked_person_id.in_(person_ids), Person.id.not_in(person_ids))))
+    return found
+
+
+def _remove_person(case: Case, person: Person) -> None:
+    """Take a saved person out of the case: their index rows now (explicitly, not left to the
+    database's ON DELETE CASCADE, so no engine setting decides it), their row at the flush."""
+    db.session.execute(PersonMatchKey.__table__.delete().where(PersonMatchKey.person_id == person.id))
+    db.session.execute(DocumentNumberIndex.__table__.delete().where(DocumentNumberIndex.person_id == person.id))
+    case.persons.remove(person)  # delete-orphan: the row goes, checked against its version
 
 
 def _rewrite_person(person: Person, position: int, data: PersonInput, made_on: date) -> None:

@@ -28,6 +28,7 @@ from app.intake.reference import country_name
 
 ROW_ID = re.compile(r"[0-9a-f]{32}")
 MAX_DRAFT_BYTES = 512 * 1024  # a full family with every section is a few tens of kilobytes
+EDIT_KEEPS_PERSONS = 1  # the edit page never offers to remove the principal applicant (person 1)
 EVENT_LABELS = {
     EventCode.CASE_REGISTERED: _l("Claim registered"),
     EventCode.CASE_UPDATED: _l("Registration edited"),
@@ -100,8 +101,10 @@ def _list_and_index(entry_id: str):
 
 
 def _removable(form, entry_id: str, keep_persons: int = 0) -> bool:
-    """Only entries of repeatable groups can be removed; the last person never, and on the edit
-    page a person already saved neither (it would shift every other person's record)."""
+    """Only entries of repeatable groups can be removed; the last person never, nor the first
+    ``keep_persons`` (on the edit page, the principal applicant). A saved person taken off the
+    edit form is removed from the case only when the edit is saved, and only if the service
+    agrees (people are matched by their ids, so nobody else's record shifts)."""
     list_id, index = _list_and_index(entry_id)
     target = forms.find_field(form, list_id) if list_id else None
     if not isinstance(target, FieldList) or index >= len(target.entries):
@@ -417,9 +420,9 @@ def edit(case_id: str):
             view = services.open_case(case_id, acting_user=actor)
         except services.CaseNotFound:
             abort(404)
-        form = forms.EditForm(formdata=forms.payload_to_formdata(services.registration_payload(view.case)))
+        form = forms.EditForm(formdata=forms.with_person_ids(
+            forms.payload_to_formdata(services.registration_payload(view.case)), [p.id for p in view.case.persons]))
         form.expected_version.data = str(view.case.version)
-        form.saved_persons.data = str(len(view.case.persons))
         form.reference.data = view.case.reference
         return _render_edit(form, view.case.reference, case_id)
 
@@ -427,14 +430,13 @@ def edit(case_id: str):
     if not form.validate() or not (form.expected_version.data or "").isdigit():
         abort(400)
     reference = (form.reference.data or "")[:20]
-    saved = int(form.saved_persons.data) if (form.saved_persons.data or "").isdigit() else forms.MAX_PERSONS
-    changed = _edit_buttons(form, keep_persons=saved)
+    changed = _edit_buttons(form, keep_persons=EDIT_KEEPS_PERSONS)
     if changed is not None:
         return _render_edit(changed, reference, case_id)
     payload, paths = forms.to_payload(form)
     try:
         case = services.update_registration(case_id, payload, expected_version=int(form.expected_version.data),
-                                            acting_user=actor)
+                                            acting_user=actor, person_ids=forms.submitted_person_ids(form))
     except services.CaseNotFound:
         abort(404)
     except services.RegistrationInvalid as refused:
@@ -448,7 +450,7 @@ def edit(case_id: str):
 
 def _render_edit(form, reference: str, case_id: str, status: int = 200, **context):
     return _render_form("intake/register.html", form, status, editing=True, reference=reference,
-                        case_id=case_id, **context)
+                        case_id=case_id, edit_keeps_persons=EDIT_KEEPS_PERSONS, **context)
 
 
 def _normalised(payload: dict) -> dict:

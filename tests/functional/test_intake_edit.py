@@ -168,13 +168,17 @@ def test_malformed_version_is_a_bad_request(signed_in, case):
                      expected_version="latest").status_code == 400
 
 
-def test_saved_people_cannot_be_removed_but_added_ones_can(signed_in, case):
-    """On the edit page a person already saved has no Remove button; a newly added one has."""
+def test_principal_cannot_be_removed_and_a_dependant_only_goes_when_saved(signed_in, case):
+    """On the edit page the principal applicant (person 1) has no Remove button, and a forged
+    press is ignored; a saved dependant has one, and pressing it only takes them off the form:
+    the case keeps them until the edit is saved."""
     browser, _user = signed_in("registration_officer")
     values, page = edit_values(browser, case)
-    assert 'name="remove" value="persons-1"' not in page
-    page = text_of(post_form(browser, f"/cases/{case.id}/edit", values, add="persons"))
-    assert 'name="remove" value="persons-2"' in page and 'name="remove" value="persons-1"' not in page
-    values = form_values(page, f"/cases/{case.id}/edit")
+    assert 'name="remove" value="persons-0"' not in page and 'name="remove" value="persons-1"' in page
+    page = text_of(post_form(browser, f"/cases/{case.id}/edit", values, remove="persons-0"))
+    assert 'name="persons-1-identity-family_name"' in page  # refused: still two people
     page = text_of(post_form(browser, f"/cases/{case.id}/edit", values, remove="persons-1"))
-    assert 'name="persons-2-identity-family_name"' in page  # refused: still three people
+    assert 'name="persons-1-identity-family_name"' not in page
+    assert 'name="persons-0-identity-family_name" type="text" value="Haddad"' in page
+    db.session.expire_all()
+    assert len(db.session.get(Case, case.id).persons) == 2
