@@ -53,6 +53,11 @@ class Config:
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the (server-side) session
+    # Flask-WTF's strict check wants a same-origin Referer on every HTTPS post, but SECURITY.md
+    # sets Referrer-Policy: no-referrer, so browsers send none: behind TLS every form, sign-in
+    # included, would be refused. The token check stays, and the SameSite=Lax session cookie
+    # is not sent on cross-site posts at all.
+    WTF_CSRF_SSL_STRICT = False
 
     # Flask-Limiter. Memory storage is per process: fine for one development server only.
     RATELIMIT_STORAGE_URI = "memory://"

@@ -13,8 +13,6 @@ from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
 from flask_babel import gettext as _
-from zxcvbn import zxcvbn
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 
 def hasher() -> PasswordHasher:
@@ -71,12 +69,22 @@ def burn_equivalent_time(password: str) -> None:
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
     """The 30,000 most common passwords that zxcvbn ships (from leaked password corpora)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported lazily: see _guessability_score
+
     return frozenset(p.casefold() for p in FREQUENCY_LISTS["passwords"])
 
 
 # zxcvbn's cost grows with length; its verdict is settled well within this many characters.
 _GUESSABILITY_WINDOW = 64
 MIN_ZXCVBN_SCORE = 3  # "safely unguessable: moderate protection from offline slow-hash scenario"
+
+
+def _guessability_score(password: str, username: str | None) -> int:
+    # zxcvbn and its dictionaries weigh about 12 MB: imported when a password is first set,
+    # not at start-up, so web workers that only sign people in stay small (PERFORMANCE.md M1).
+    from zxcvbn import zxcvbn
+
+    return zxcvbn(password[:_GUESSABILITY_WINDOW], user_inputs=[username or ""])["score"]
 
 
 def password_problems(password: str, *, username: str | None = None) -> list[str]:
@@ -89,8 +97,7 @@ def password_problems(password: str, *, username: str | None = None) -> list[str
     if len(password) > high:
         problems.append(_("Use at most %(n)d characters.", n=high))
     folded = password.casefold()
-    if folded in common_passwords() or zxcvbn(password[:_GUESSABILITY_WINDOW],
-                                              user_inputs=[username or ""])["score"] < MIN_ZXCVBN_SCORE:
+    if folded in common_passwords() or _guessability_score(password, username) < MIN_ZXCVBN_SCORE:
         problems.append(_("This password is too common or too easy to guess. Choose another."))
     if username and username.casefold() in folded:
         problems.append(_("The password must not contain your username."))

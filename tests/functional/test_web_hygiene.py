@@ -78,6 +78,22 @@ def test_a_post_without_a_token_changes_nothing(app, signed_in, make_user):
     assert admin.get("/auth/account").status_code == 200
 
 
+def test_posts_behind_a_tls_proxy_need_no_referer(app_factory):
+    """Behind the production TLS proxy, browsers send no Referer (Referrer-Policy: no-referrer):
+    a sign-in with a valid token is answered on its merits (401 for a wrong password), not
+    refused as a CSRF failure; without the token it is still refused."""
+    app = app_factory(TRUSTED_PROXY_COUNT=1)
+    with app.app_context():
+        client = app.test_client()
+        https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+        page = client.get("/auth/login", headers=https)
+        assert page.status_code == 200
+        token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.get_data(as_text=True)).group(1)
+        form = {"username": "nobody.here", "password": "wrong password, long enough"}
+        assert client.post("/auth/login", data={**form, "csrf_token": token}, headers=https).status_code == 401
+        assert client.post("/auth/login", data=form, headers=https).status_code == 400
+
+
 def test_security_headers_on_every_kind_of_response(app, signed_in):
     """Pages, redirects, error pages and static files all carry the security headers; the CSP
     allows no inline script or style and no framing."""
