@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import HiddenInput
 
 from app.decisions import settings
-from app.decisions.models import APPEAL_OUTCOMES, SERVICE_METHODS
+from app.decisions.models import APPEAL_OUTCOMES, CANCEL_REASONS, OMISSION_GROUNDS, SERVICE_METHODS
 
 
 
@@ -32,6 +32,16 @@ GENDER_CHOICES = choices([("any", _l("No preference")), ("female", _l("Female in
                           ("male", _l("Male interpreter"))])
 METHOD_LABELS = {"in_person": _l("Handed over in person"), "post": _l("By registered post"),
                  "electronic": _l("Electronically"), "representative": _l("To the legal representative")}
+CANCEL_REASON_LABELS = {"applicant_ill": _l("The applicant is ill"),
+                        "interpreter_unavailable": _l("The interpreter is not available"),
+                        "caseworker_unavailable": _l("The caseworker is not available"),
+                        "applicant_requested": _l("At the applicant's request"),
+                        "other": _l("Other reason (say which)")}
+OMISSION_GROUND_LABELS = {
+    "positive_decision": _l("A positive decision can be taken on the evidence available"),
+    "unfit": _l("The applicant is unfit or unable to be interviewed (medical opinion)"),
+    "failed_to_appear": _l("The applicant did not appear without good reason: decision on the file"),
+    "other": _l("Another ground under national law (say which)")}
 APPEAL_OUTCOME_LABELS = {"upheld": _l("Upheld (the decision stands)"),
                          "overturned": _l("Overturned (the decision is annulled or changed)"),
                          "remitted": _l("Remitted (examine again)")}
@@ -68,6 +78,23 @@ class RecordInterviewForm(CaseForm):
     attendance = SelectField(_l("Attendance"), choices=ATTENDANCE_CHOICES)
     notes = TextAreaField(_l("Interview notes"), validators=[Optional(), Length(max=100_000)])
     submit = SubmitField(_l("Record the interview"))
+
+
+class CancelInterviewForm(CaseForm):
+    reason = SelectField(_l("Reason"), choices=choices((r, CANCEL_REASON_LABELS[r]) for r in CANCEL_REASONS))
+    details = TextAreaField(_l("Details"), validators=[Optional(), Length(max=2000)],
+                            description=_l("Required for another reason."))
+    submit = SubmitField(_l("Cancel the interview"))
+
+
+class OmissionForm(CaseForm):
+    ground = SelectField(_l("Ground"), choices=choices((g, OMISSION_GROUND_LABELS[g]) for g in OMISSION_GROUNDS))
+    medical_opinion_on = DateField(_l("Date of the medical opinion"), validators=[Optional()])
+    medical_opinion_reference = StringField(_l("Reference of the medical opinion"),
+                                            validators=[Optional(), Length(max=64)])
+    details = TextAreaField(_l("Details"), validators=[Optional(), Length(max=2000)],
+                            description=_l("Required for another ground under national law."))
+    submit = SubmitField(_l("Record the omission of the interview"))
 
 
 class DraftForm(CaseForm):

@@ -8,7 +8,10 @@ The main line::
                                               \\-> appeal_lodged -> appeal_decided -> closed
                                                                                   \\-> triaged (remitted)
 
-plus the procedural endings ``withdrawn``, ``implicitly_withdrawn`` and ``transferred``.
+Around the interview: ``interview_scheduled -> assigned`` when the last scheduled interview is
+cancelled or the applicant did not appear (to be scheduled again), and ``assigned -> interviewed``
+when the personal interview is omitted on a legal ground (then a decision can be drafted without
+one); plus the procedural endings ``withdrawn``, ``implicitly_withdrawn`` and ``transferred``.
 
 Each ``Transition`` names who may take it (any one of its permissions, as the permission strings
 of app/auth/permissions.py, so this module stays free of application imports) and its guards:
@@ -106,6 +109,7 @@ class CaseFacts:
     has_assignee: bool = False
     scheduled_interviews: int = 0
     attended_interviews: int = 0
+    interview_omitted: bool = False      # an omission of the personal interview is recorded (this round)
     drafts: int = 0                      # current decisions that exist (any status)
     complete_drafts: int = 0             # ... with an outcome, a legal basis, reasons when negative
     negative_without_reasons: int = 0    # ... negative outcome and no written reasons
@@ -143,6 +147,16 @@ INTERVIEW_SCHEDULED_EXISTS = _guard(
 INTERVIEW_RECORDED = _guard(
     "interview_recorded", N_("No interview the applicant attended has been recorded."),
     lambda f: f.attended_interviews > 0)
+NO_INTERVIEW_SCHEDULED = _guard(
+    "no_interview_scheduled", N_("An interview is still scheduled."), lambda f: f.scheduled_interviews == 0)
+INTERVIEW_OMITTED = _guard(
+    "interview_omitted", N_("No omission of the personal interview has been recorded."),
+    lambda f: f.interview_omitted)
+INTERVIEW_HELD_OR_OMITTED = _guard(
+    "interview_held_or_omitted",
+    N_("A decision is drafted after an interview the applicant attended, or once the omission of the "
+       "interview is recorded."),
+    lambda f: f.attended_interviews > 0 or f.interview_omitted)
 DRAFT_EXISTS = _guard("draft_exists", N_("No decision has been drafted."), lambda f: f.drafts > 0)
 DRAFTS_COMPLETE = _guard(
     "drafts_complete",
@@ -224,7 +238,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(TRIAGED, ASSIGNED, ASSIGNING, [HAS_ASSIGNEE], trigger=BUTTON, label=N_("Confirm the assignment")),
     _t(ASSIGNED, INTERVIEW_SCHEDULED, CASEWORK, [INTERVIEW_SCHEDULED_EXISTS]),
     _t(INTERVIEW_SCHEDULED, INTERVIEWED, CASEWORK, [INTERVIEW_RECORDED]),
-    _t(INTERVIEWED, DECISION_DRAFTED, CASEWORK, [DRAFT_EXISTS]),
+    # Back to be scheduled again: taken when the last scheduled interview is cancelled or the
+    # applicant did not appear (services.cancel_interview, services.record_interview).
+    _t(INTERVIEW_SCHEDULED, ASSIGNED, CASEWORK, [NO_INTERVIEW_SCHEDULED]),
+    # The personal interview omitted on a legal ground (APR Art 13; APD Art 14(2)): the case goes
+    # straight to the stage where a decision is drafted (services.record_interview_omission).
+    _t(ASSIGNED, INTERVIEWED, CASEWORK, [INTERVIEW_OMITTED]),
+    _t(INTERVIEWED, DECISION_DRAFTED, CASEWORK, [INTERVIEW_HELD_OR_OMITTED, DRAFT_EXISTS]),
     _t(DECISION_DRAFTED, UNDER_REVIEW, CASEWORK, [DRAFTS_COMPLETE, NEGATIVE_HAVE_REASONS],
        trigger=BUTTON, label=N_("Submit for review")),
     _t(UNDER_REVIEW, DECISION_DRAFTED, (DECISION_REVIEW,), [RETURNED_WITH_COMMENTS]),

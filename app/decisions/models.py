@@ -22,7 +22,13 @@ from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 from app.intake.models import RandomIdRow
 
-INTERVIEW_STATUSES = ("scheduled", "recorded", "cancelled")
+# scheduled -> recorded (the applicant attended) | missed (did not appear) | cancelled (with a reason)
+INTERVIEW_STATUSES = ("scheduled", "recorded", "missed", "cancelled")
+CANCEL_REASONS = ("applicant_ill", "interpreter_unavailable", "caseworker_unavailable", "applicant_requested",
+                  "other")
+# Grounds for omitting the personal interview (APR 2024/1348 Art 13; APD 2013/32 Art 14(2)), and the
+# decision on the file after a failure to appear without good reason.
+OMISSION_GROUNDS = ("positive_decision", "unfit", "failed_to_appear", "other")
 ATTENDANCE = ("attended", "absent_excused", "absent_unexcused")
 INTERPRETER_GENDERS = ("any", "female", "male")
 # draft -> submitted -> approved -> issued; submitted -> returned -> (edited) -> submitted
@@ -62,6 +68,12 @@ class Interview(RandomIdRow, db.Model):
     scheduled_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A cancelled interview is kept: why (CANCEL_REASONS; "other" with free text, which may say
+    # something about the applicant's health: S3, encrypted), who and when.
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    cancel_details = EncryptedText()  # S3
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -69,6 +81,28 @@ class Interview(RandomIdRow, db.Model):
 
     def __repr__(self) -> str:
         return f"<Interview {self.id} {self.status}>"
+
+
+class InterviewOmission(RandomIdRow, db.Model):
+    """The personal interview omitted in one examination round of a case, on a legal ground
+    (OMISSION_GROUNDS). At most one per case and round. The medical opinion's reference and the
+    free text are S3 (health data): encrypted; the ground and the opinion's date are procedural."""
+
+    __tablename__ = "interview_omission"
+    __table_args__ = (db.UniqueConstraint("case_id", "round"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_row_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("asylum_case.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    ground: Mapped[str] = mapped_column(String(32))
+    medical_opinion_on: Mapped[date | None] = mapped_column(Date)
+    medical_opinion_reference = EncryptedText()  # S3
+    details = EncryptedText()  # S3
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<InterviewOmission {self.id} {self.ground}>"
 
 
 class Decision(RandomIdRow, db.Model):

@@ -37,8 +37,9 @@ from app.auth.models import Office, User
 from app.auth.permissions import Permission
 from app.db_types import utcnow
 from app.decisions import lifecycle, letters, settings
-from app.decisions.models import (APPEAL_OUTCOMES, ATTENDANCE, INTERPRETER_GENDERS, SERVICE_METHODS, Appeal,
-                                  Decision, DecisionLetter, DecisionReview, Interview, Notification)
+from app.decisions.models import (APPEAL_OUTCOMES, ATTENDANCE, CANCEL_REASONS, INTERPRETER_GENDERS, OMISSION_GROUNDS,
+                                  SERVICE_METHODS, Appeal, Decision, DecisionLetter, DecisionReview, Interview,
+                                  InterviewOmission, Notification)
 from app.extensions import db
 from app.intake.models import Case, Person
 from app.intake.services import CaseNotFound, _scoped_case
@@ -50,6 +51,8 @@ MAX_NOTES = 100_000
 MAX_COMMENTS = 10_000
 MAX_SHORT = 200
 MAX_LEGAL_BASIS = 10
+MAX_DETAILS = 2000
+MAX_REFERENCE = 64
 CASEWORK = (Permission.DECISION_DRAFT, Permission.DECISION_REVIEW)
 
 
@@ -190,6 +193,8 @@ def case_facts(case: Case, *, reason_given: bool = False, today: date | None = N
     round_ = working_round(case)
     interviews = db.session.execute(select(Interview.status, Interview.attendance).where(
         Interview.case_id == case.id, Interview.round == round_)).all()
+    omitted = db.session.scalar(select(InterviewOmission.id).where(
+        InterviewOmission.case_id == case.id, InterviewOmission.round == round_)) is not None
     current = _current_decisions(case, round_)
     issued_ids = [d.id for d in db.session.scalars(select(Decision).where(
         Decision.case_id == case.id, Decision.round == round_, Decision.status == "issued"))]
@@ -204,6 +209,7 @@ def case_facts(case: Case, *, reason_given: bool = False, today: date | None = N
         has_assignee=case.assigned_to_id is not None,
         scheduled_interviews=sum(1 for s, _a in interviews if s == "scheduled"),
         attended_interviews=sum(1 for s, a in interviews if s == "recorded" and a == "attended"),
+        interview_omitted=omitted,
         drafts=len(current),
         complete_drafts=sum(1 for d in current if _is_complete(d)),
         negative_without_reasons=sum(1 for d in current if d.outcome in settings.NEGATIVE_OUTCOMES
@@ -420,8 +426,12 @@ def record_interview(interview_id: str, *, acting_user, attendance: str, notes: 
                      expected_version: int | None = None, now: datetime | None = None) -> Interview:
     """Record a scheduled interview once it has started: attendance and (when the applicant
     attended) the notes, encrypted (S3). A recorded interview is not recorded again. When the
-    applicant attended, ``interview_scheduled`` moves to ``interviewed``. Audited
-    (INTERVIEW_RECORDED: attendance, never the notes), commits."""
+    applicant attended, the interview is ``recorded`` and ``interview_scheduled`` moves to
+    ``interviewed`` (INTERVIEW_RECORDED: attendance, never the notes). When they did not appear
+    (with or without good reason) the interview is ``missed`` (INTERVIEW_MISSED) and, when no
+    other interview is scheduled, ``interview_scheduled`` moves back to ``assigned``: a new one
+    can be scheduled, or, after a failure to appear without good reason, the omission of the
+    interview recorded so the decision is taken on the file. Commits once."""
     now = _now(now)
     submitted = {"attendance": attendance, "notes": notes}
     _require_any(acting_user, CASEWORK, "recording an interview")
@@ -442,18 +452,168 @@ def record_interview(interview_id: str, *, acting_user, attendance: str, notes: 
         errors.setdefault("notes", []).append(_("At most %(n)d characters.", n=MAX_NOTES))
     if errors:
         _rollback_and_raise(InvalidInput(errors))
-    interview.status = "recorded"
+    attended = attendance == "attended"
+    interview.status = "recorded" if attended else "missed"
     interview.attendance = attendance
     interview.notes = notes
     interview.recorded_by_id = acting_user.id
     interview.recorded_at = now
     _touch(case, now)
-    record(EventCode.INTERVIEW_RECORDED, actor=acting_user, subject=("case", case.id),
+    record(EventCode.INTERVIEW_RECORDED if attended else EventCode.INTERVIEW_MISSED, actor=acting_user,
+           subject=("case", case.id),
            details={"interview_id": interview.id, "attendance": attendance, "notes_written": bool(notes)})
-    if attendance == "attended" and case.status == lifecycle.INTERVIEW_SCHEDULED:
-        _apply_transition(case, lifecycle.INTERVIEWED, acting_user=acting_user, now=now)
+    if case.status == lifecycle.INTERVIEW_SCHEDULED:
+        db.session.flush()
+        if attended:
+            _apply_transition(case, lifecycle.INTERVIEWED, acting_user=acting_user, now=now)
+        else:
+            _try_transition(case, lifecycle.ASSIGNED, acting_user=acting_user, now=now)
     _commit(case.id, submitted)
     return interview
+
+
+def _may_manage_interviews(case: Case, acting_user) -> bool:
+    """The caseworker assigned to the case, or a supervisor of its office (the office is
+    checked by the case lock)."""
+    return acting_user.can(Permission.DECISION_REVIEW) or (
+        case.assigned_to_id is not None and case.assigned_to_id == acting_user.id)
+
+
+def cancel_interview(interview_id: str, *, acting_user, reason: str | None, details: str | None = None,
+                     expected_version: int | None = None, now: datetime | None = None) -> Interview:
+    """Cancel a scheduled interview (claimant ill, interpreter or caseworker unavailable, at the
+    applicant's request, or another reason written out): by the caseworker assigned to the case
+    or a supervisor of its office, only while it is scheduled (not once recorded or missed). The
+    interview is kept, status ``cancelled`` with the reason (free text encrypted, S3), who and
+    when; it no longer counts for double bookings. When no other interview of the case is
+    scheduled, ``interview_scheduled`` moves back to ``assigned`` so a new one can be booked
+    (rescheduling is cancelling and booking again). Refused with InvalidInput (every failure).
+    Audited (INTERVIEW_CANCELLED: the reason code and whether details were written, never the
+    text), commits once."""
+    now = _now(now)
+    submitted = {"reason": reason, "details": details}
+    _require_any(acting_user, CASEWORK, "cancelling an interview")
+    interview = _scoped_interview(interview_id, acting_user)
+    case = _lock_case(interview.case_id, acting_user, expected_version, submitted)
+    db.session.refresh(interview)
+    errors: dict[str, list[str]] = {}
+    if not _may_manage_interviews(case, acting_user):
+        errors.setdefault("__all__", []).append(
+            _("Only the caseworker assigned to the case or a supervisor may cancel its interviews."))
+    if interview.status != "scheduled":
+        errors.setdefault("__all__", []).append(_("Only a scheduled interview can be cancelled."))
+    if reason not in CANCEL_REASONS:
+        errors.setdefault("reason", []).append(_("Choose one of the listed options."))
+    details = (details or "").strip() or None
+    if reason == "other" and not details:
+        errors.setdefault("details", []).append(_("Say why the interview is cancelled."))
+    if details and len(details) > MAX_DETAILS:
+        errors.setdefault("details", []).append(_("At most %(n)d characters.", n=MAX_DETAILS))
+    if errors:
+        _rollback_and_raise(InvalidInput(errors))
+    interview.status = "cancelled"
+    interview.cancel_reason = reason
+    interview.cancel_details = details
+    interview.cancelled_by_id = acting_user.id
+    interview.cancelled_at = now
+    _touch(case, now)
+    record(EventCode.INTERVIEW_CANCELLED, actor=acting_user, subject=("case", case.id),
+           details={"interview_id": interview.id, "reason": reason, "details_written": details is not None,
+                    "starts_at": interview.starts_at.isoformat()})
+    if case.status == lifecycle.INTERVIEW_SCHEDULED:
+        db.session.flush()
+        _try_transition(case, lifecycle.ASSIGNED, acting_user=acting_user, now=now)
+    _commit(case.id, submitted)
+    return interview
+
+
+def record_interview_omission(case_id: str, *, acting_user, ground: str | None,
+                              medical_opinion_on: date | None = None, medical_opinion_reference: str | None = None,
+                              details: str | None = None, expected_version: int | None = None,
+                              now: datetime | None = None) -> InterviewOmission:
+    """Record that the personal interview is omitted in this examination round (APR Art 13; APD
+    Art 14(2)), on one ground: a positive decision is possible on the evidence available; the
+    applicant is unfit or unable to be interviewed owing to enduring circumstances beyond their
+    control (the date and reference of the medical opinion are required, and the applicant or a
+    dependant must be given the chance to submit further information: the workspace says so);
+    the applicant failed to appear without good reason (a missed interview recorded as absent
+    without good reason is required: the decision is taken on the file); or another ground of
+    national law, written out. By the caseworker assigned to the case or a supervisor, only
+    while the case is ``assigned`` with no interview scheduled (cancel it first) and none held
+    in this round; once per round. Moves ``assigned`` to ``interviewed``, where a decision can be
+    drafted. Refused with InvalidInput (every failure). Audited (INTERVIEW_OMITTED: the ground,
+    whether a reference or details were written, never their text), commits once."""
+    now = _now(now)
+    submitted = {"ground": ground, "medical_opinion_on": medical_opinion_on.isoformat() if medical_opinion_on else None,
+                 "medical_opinion_reference": medical_opinion_reference, "details": details}
+    _require_any(acting_user, CASEWORK, "recording the omission of the interview")
+    case = _lock_case(case_id, acting_user, expected_version, submitted)
+    round_ = working_round(case)
+    errors: dict[str, list[str]] = {}
+    if not _may_manage_interviews(case, acting_user):
+        errors.setdefault("__all__", []).append(
+            _("Only the caseworker assigned to the case or a supervisor may record the omission of the interview."))
+    interviews = db.session.execute(select(Interview.status, Interview.attendance).where(
+        Interview.case_id == case.id, Interview.round == round_)).all()
+    if any(s == "recorded" and a == "attended" for s, a in interviews):
+        errors.setdefault("__all__", []).append(
+            _("An interview has been held: the omission of the interview can no longer be recorded."))
+    elif any(s == "scheduled" for s, _a in interviews):
+        errors.setdefault("__all__", []).append(
+            _("An interview is scheduled: cancel it before recording the omission of the interview."))
+    elif case.status != lifecycle.ASSIGNED:
+        errors.setdefault("__all__", []).append(
+            _("The omission of the interview is recorded once the case is assigned and before a decision is "
+              "drafted."))
+    if db.session.scalar(select(InterviewOmission.id).where(InterviewOmission.case_id == case.id,
+                                                            InterviewOmission.round == round_)) is not None:
+        errors.setdefault("__all__", []).append(_("The omission of the interview is already recorded."))
+    if ground not in OMISSION_GROUNDS:
+        errors.setdefault("ground", []).append(_("Choose one of the listed options."))
+    reference = (medical_opinion_reference or "").strip() or None
+    details = (details or "").strip() or None
+    if ground == "unfit":
+        if medical_opinion_on is None:
+            errors.setdefault("medical_opinion_on", []).append(_("Give the date of the medical opinion."))
+        elif medical_opinion_on > now.date():
+            errors.setdefault("medical_opinion_on", []).append(_("The date cannot be in the future."))
+        if not reference:
+            errors.setdefault("medical_opinion_reference", []).append(_("Give the reference of the medical opinion."))
+    elif medical_opinion_on is not None or reference:
+        errors.setdefault("medical_opinion_on", []).append(
+            _("A medical opinion is given only when the applicant is unfit to be interviewed."))
+    if reference and len(reference) > MAX_REFERENCE:
+        errors.setdefault("medical_opinion_reference", []).append(_("At most %(n)d characters.", n=MAX_REFERENCE))
+    if ground == "failed_to_appear" and not any(
+            s == "missed" and a == "absent_unexcused" for s, a in interviews):
+        errors.setdefault("ground", []).append(
+            _("Record first the interview the applicant did not attend without good reason."))
+    if ground == "other" and not details:
+        errors.setdefault("details", []).append(_("Give the ground under national law."))
+    if details and len(details) > MAX_DETAILS:
+        errors.setdefault("details", []).append(_("At most %(n)d characters.", n=MAX_DETAILS))
+    if errors:
+        _rollback_and_raise(InvalidInput(errors))
+    omission = InterviewOmission(case_id=case.id, round=round_, ground=ground,
+                                 medical_opinion_on=medical_opinion_on if ground == "unfit" else None,
+                                 recorded_by_id=acting_user.id, created_at=now)
+    omission.medical_opinion_reference = reference
+    omission.details = details
+    db.session.add(omission)
+    _touch(case, now)
+    db.session.flush()
+    record(EventCode.INTERVIEW_OMITTED, actor=acting_user, subject=("case", case.id),
+           details={"omission_id": omission.id, "round": round_, "ground": ground,
+                    "medical_opinion_on": omission.medical_opinion_on.isoformat()
+                    if omission.medical_opinion_on else None,
+                    "reference_written": reference is not None, "details_written": details is not None})
+    try:
+        _apply_transition(case, lifecycle.INTERVIEWED, acting_user=acting_user, now=now)
+    except TransitionRefused:
+        db.session.rollback()
+        raise
+    _commit(case.id, submitted)
+    return omission
 
 
 # -- drafting ------------------------------------------------------------------------------------
@@ -589,7 +749,12 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
         # mapper bumps the version with it.
         entity = db.session.get(Case, case.id, populate_existing=True)
         _touch(entity, now)
-        _apply_transition(entity, lifecycle.DECISION_DRAFTED, acting_user=acting_user, now=now)
+        try:
+            # Guarded: an interview the applicant attended, or a recorded omission of it.
+            _apply_transition(entity, lifecycle.DECISION_DRAFTED, acting_user=acting_user, now=now)
+        except TransitionRefused:
+            db.session.rollback()  # nothing half-saved: the new draft goes with the refused step
+            raise
     else:
         _bump_version(case, now, submitted)
     _commit(case.id, submitted)
@@ -1003,6 +1168,14 @@ class DecisionRow:
 
 
 @dataclass
+class OmissionRow:
+    omission: InterviewOmission
+    medical_opinion_reference: str | None
+    details: str | None
+    current: bool  # of the round being worked on
+
+
+@dataclass
 class Workspace:
     case: Case
     status_label: str
@@ -1010,6 +1183,7 @@ class Workspace:
     persons: list[PersonRow]
     steps: list[lifecycle.Verdict]
     interviews: list[tuple[Interview, str | None, str | None]]  # interview, interpreter name, notes
+    omissions: list[OmissionRow]
     decisions: list[DecisionRow]
     can_draft: bool
     can_review: bool
@@ -1049,7 +1223,11 @@ def workspace(case_id: str, *, acting_user, now: datetime | None = None) -> Work
     notifications = {n.decision_id: n for n in db.session.scalars(
         select(Notification).where(Notification.decision_id.in_(ids)))} if ids else {}
     appeals = db.session.scalars(select(Appeal).where(Appeal.case_id == case.id).order_by(Appeal.lodged_on)).all()
-    user_ids = {i.interviewer_id for i in interviews} | {r.reviewer_id for r in reviews} | {
+    omissions = db.session.scalars(select(InterviewOmission).where(InterviewOmission.case_id == case.id)
+                                   .order_by(InterviewOmission.round.desc())).all()
+    round_ = working_round(case)
+    user_ids = {i.interviewer_id for i in interviews} | {i.cancelled_by_id for i in interviews if i.cancelled_by_id} | {
+        o.recorded_by_id for o in omissions} | {r.reviewer_id for r in reviews} | {
         uid for d in decisions for uid in (d.drafted_by_id, d.last_edited_by_id, d.approved_by_id, d.issued_by_id)
         if uid}
     usernames = dict(db.session.execute(select(User.id, User.full_name).where(User.id.in_(user_ids))).all()) \
@@ -1064,9 +1242,10 @@ def workspace(case_id: str, *, acting_user, now: datetime | None = None) -> Work
             appeals=[a for a in appeals if a.decision_id == decision.id],
             corrected_by=[d.id for d in decisions if d.corrects_decision_id == decision.id]))
     view = Workspace(
-        case=case, status_label=_(lifecycle.STATUS_LABELS.get(case.status, case.status)), round=working_round(case),
+        case=case, status_label=_(lifecycle.STATUS_LABELS.get(case.status, case.status)), round=round_,
         persons=persons, steps=next_steps(case, acting_user, today=now.date()),
         interviews=[(i, i.interpreter_name, i.notes) for i in interviews], decisions=rows,
+        omissions=[OmissionRow(o, o.medical_opinion_reference, o.details, o.round == round_) for o in omissions],
         can_draft=any(acting_user.can(p) for p in CASEWORK), can_review=acting_user.can(Permission.DECISION_REVIEW),
         user_id=acting_user.id, usernames=usernames)
     record(EventCode.RECORD_VIEWED, actor=acting_user, subject=("case", case.id),

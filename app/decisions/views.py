@@ -23,9 +23,10 @@ from flask_login import current_user
 from app.auth.access import requires
 from app.auth.permissions import Permission
 from app.decisions import bp, lifecycle, services, settings
-from app.decisions.forms import (AppealForm, AppealOutcomeForm, CorrectionForm, DraftForm, InterviewForm, IssueForm,
-                                 RecordInterviewForm, ReviewForm, ServiceForm, SubmitDecisionForm, TransitionForm,
-                                 choices)
+from app.decisions.forms import (CANCEL_REASON_LABELS, OMISSION_GROUND_LABELS, AppealForm, AppealOutcomeForm,
+                                 CancelInterviewForm, CorrectionForm, DraftForm, InterviewForm, IssueForm,
+                                 OmissionForm, RecordInterviewForm, ReviewForm, ServiceForm, SubmitDecisionForm,
+                                 TransitionForm, choices)
 from app.intake.services import CaseNotFound
 
 
@@ -65,6 +66,12 @@ def _default_forms(ws: services.Workspace) -> dict:
         if interview.status == "scheduled":
             forms[f"record-{interview.id}"] = RecordInterviewForm(prefix=f"record-{interview.id}", formdata=None,
                                                                   expected_version=version)
+            if ws.can_draft:
+                forms[f"cancel-{interview.id}"] = CancelInterviewForm(prefix=f"cancel-{interview.id}", formdata=None,
+                                                                      expected_version=version)
+    if ws.can_draft and case.status == lifecycle.ASSIGNED and not any(o.current for o in ws.omissions) and not any(
+            i.status == "scheduled" for i, _name, _notes in ws.interviews):
+        forms["omission"] = OmissionForm(prefix="omission", formdata=None, expected_version=version)
     current = {row.decision.person_id: row.decision for row in ws.decisions
                if row.decision.round == ws.round and row.decision.corrects_decision_id is None}
     for person in ws.persons:
@@ -226,6 +233,35 @@ def record_interview(interview_id: str):
     return _handle(case_id, f"record-{interview_id}", form, act, done=_("Interview recorded."))
 
 
+@bp.route("/interviews/<interview_id>/cancel", methods=["POST"])
+@requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
+def cancel_interview(interview_id: str):
+    case_id = _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+    form = CancelInterviewForm(prefix=f"cancel-{interview_id}")
+
+    def act(f):
+        services.cancel_interview(interview_id, acting_user=_acting(), reason=f.reason.data, details=f.details.data,
+                                  expected_version=f.expected_version.data)
+
+    return _handle(case_id, f"cancel-{interview_id}", form, act,
+                   done=_("Interview cancelled. A new one can be scheduled."))
+
+
+@bp.route("/case/<case_id>/omission", methods=["POST"])
+@requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
+def record_omission(case_id: str):
+    form = OmissionForm(prefix="omission")
+
+    def act(f):
+        services.record_interview_omission(
+            case_id, acting_user=_acting(), ground=f.ground.data, medical_opinion_on=f.medical_opinion_on.data,
+            medical_opinion_reference=f.medical_opinion_reference.data, details=f.details.data,
+            expected_version=f.expected_version.data)
+
+    return _handle(case_id, "omission", form, act,
+                   done=_("The omission of the interview is recorded: a decision can be drafted."))
+
+
 @bp.route("/case/<case_id>/person/<person_id>/draft", methods=["POST"])
 @requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
 def new_draft(case_id: str, person_id: str):
@@ -375,6 +411,7 @@ def status_label(status: str) -> str:
 DECISION_STATUS_LABELS = {"draft": _l("Draft"), "submitted": _l("Waiting for review"), "returned": _l("Returned"),
                           "approved": _l("Approved"), "issued": _l("Issued")}
 INTERVIEW_LABELS = {"scheduled": _l("Scheduled"), "recorded": _l("Recorded"), "cancelled": _l("Cancelled"),
+                    "missed": _l("Missed"),
                     "attended": _l("attended"), "absent_excused": _l("absent, with good reason"),
                     "absent_unexcused": _l("absent, without good reason")}
 
@@ -387,6 +424,16 @@ def decision_status_label(status: str) -> str:
 @bp.app_template_filter("interview_label")
 def interview_label(value: str) -> str:
     return str(INTERVIEW_LABELS.get(value, value))
+
+
+@bp.app_template_filter("cancel_reason_label")
+def cancel_reason_label(reason: str | None) -> str:
+    return str(CANCEL_REASON_LABELS.get(reason, reason or "-"))
+
+
+@bp.app_template_filter("omission_ground_label")
+def omission_ground_label(ground: str | None) -> str:
+    return str(OMISSION_GROUND_LABELS.get(ground, ground or "-"))
 
 
 @bp.app_template_filter("outcome_label")

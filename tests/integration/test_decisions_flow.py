@@ -95,14 +95,15 @@ def test_drafting_before_the_interview_is_refused(app, staff):
 
 
 def test_absent_applicant_does_not_make_the_case_interviewed(app, staff):
-    """An interview recorded as missed leaves the case waiting; another one can be scheduled."""
+    """An interview recorded as missed goes back to be scheduled (assigned); another one can be
+    scheduled."""
     officer, caseworker, _supervisor = staff
     case = register(officer)
     assign(case.id, caseworker)
     booked = interview(case.id, caseworker, record=False)
     services.record_interview(booked.id, acting_user=caseworker, attendance="absent_excused", notes=None,
                               now=booked.starts_at + timedelta(minutes=5))
-    assert fresh(case.id).status == "interview_scheduled"
+    assert fresh(case.id).status == "assigned"
     interview(case.id, caseworker, start=later(days=3))
     assert fresh(case.id).status == "interviewed"
 

@@ -29,6 +29,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("triaged", "assigned"): ASSIGNING,
     ("assigned", "interview_scheduled"): CASEWORK,
     ("interview_scheduled", "interviewed"): CASEWORK,
+    ("interview_scheduled", "assigned"): CASEWORK,  # the last scheduled interview cancelled or missed
+    ("assigned", "interviewed"): CASEWORK,  # the personal interview omitted
     ("interviewed", "decision_drafted"): CASEWORK,
     ("decision_drafted", "under_review"): CASEWORK,
     ("under_review", "decision_drafted"): REVIEW,
@@ -47,6 +49,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
 }
 ALL_PERMISSIONS = ASSIGNING | CASEWORK
 GOOD = CaseFacts(persons=2, has_track=True, has_assignee=True, scheduled_interviews=1, attended_interviews=1,
+                 interview_omitted=True,
                  drafts=2, complete_drafts=2, negative_without_reasons=0, approved_by_other=2,
                  returned_with_comments=1, issued=2, notified=2, appeals_pending=0, appeals_decided=1,
                  appeals_remitted=0, appeal_period_over=True,
@@ -57,6 +60,9 @@ BREAKERS = {
     "has_assignee": {"has_assignee": False},
     "interview_scheduled": {"scheduled_interviews": 0},
     "interview_recorded": {"attended_interviews": 0},
+    "no_interview_scheduled": {"scheduled_interviews": 1},
+    "interview_omitted": {"interview_omitted": False},
+    "interview_held_or_omitted": {"attended_interviews": 0, "interview_omitted": False},
     "draft_exists": {"drafts": 0},
     "drafts_complete": {"complete_drafts": 1},
     "negative_have_reasons": {"negative_without_reasons": 1},
@@ -77,6 +83,8 @@ BREAKERS = {
 
 def satisfying(transition: lifecycle.Transition) -> CaseFacts:
     names = {g.name for g in transition.guards}
+    if "no_interview_scheduled" in names:
+        return dataclasses.replace(GOOD, scheduled_interviews=0)
     return dataclasses.replace(GOOD, appeals_remitted=1) if "remitted" in names else GOOD
 
 
@@ -230,6 +238,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         "assign": lambda f: {"has_assignee": True},
         "schedule": lambda f: {"scheduled_interviews": f.scheduled_interviews + 1},
         "record_attended": lambda f: {"attended_interviews": f.attended_interviews + 1},
+        "cancel_or_miss": lambda f: {"scheduled_interviews": max(f.scheduled_interviews - 1, 0)},
+        "omit_interview": lambda f: {"interview_omitted": True},
         "draft_complete": lambda f: {"drafts": 2, "complete_drafts": 2, "negative_without_reasons": 0},
         "draft_one_incomplete": lambda f: {"drafts": 2, "complete_drafts": 1},
         "draft_negative_without_reasons": lambda f: {"drafts": 2, "negative_without_reasons": 1},
@@ -281,7 +291,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         if target == "appeal_lodged":
             assert source == "notified" and facts.notified >= facts.issued > 0
         if target == "interviewed":
-            assert facts.attended_interviews > 0
+            assert facts.attended_interviews > 0 or (source == "assigned" and facts.interview_omitted)
+        if source == "interviewed" and target == "decision_drafted":
+            assert facts.attended_interviews > 0 or facts.interview_omitted
+        if (source, target) == ("interview_scheduled", "assigned"):
+            assert facts.scheduled_interviews == 0
         if target == "under_review":
             assert facts.complete_drafts >= facts.persons
 
