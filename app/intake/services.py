@@ -83,13 +83,17 @@ class CaseNotFound(IntakeError):
 
 
 class EditConflict(IntakeError):
-    """Someone saved the record after this user opened it; nothing was overwritten."""
+    """Someone saved the record after this user opened it; nothing was overwritten.
+    ``current_person_ids`` are the ids of ``current["persons"]``, in order (to line people up
+    with the submitted ones by identity when showing the differences)."""
 
-    def __init__(self, current: dict, submitted: dict, current_version: int):
+    def __init__(self, current: dict, submitted: dict, current_version: int,
+                 current_person_ids: list[str] | None = None):
         super().__init__("edit conflict")
         self.current = current
         self.submitted = submitted
         self.current_version = current_version
+        self.current_person_ids = current_person_ids or []
 
 
 @dataclass
@@ -1010,7 +1014,7 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
     data = validate_registration(payload)
     before = registration_payload(case)
     if case.version != expected_version:
-        raise EditConflict(before, payload, case.version)
+        raise EditConflict(before, payload, case.version, [person.id for person in case.persons])
     existing = list(case.persons)
     matched, removed = _match_people(case, existing, len(data.persons), person_ids)
     before_by_id = {person.id: snapshot for person, snapshot in zip(existing, before["persons"], strict=True)}
@@ -1055,7 +1059,8 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
         # Another save won the race between our version check and our write.
         db.session.rollback()
         current = db.session.get(Case, case_id)
-        raise EditConflict(registration_payload(current), payload, current.version) from None
+        raise EditConflict(registration_payload(current), payload, current.version,
+                           [person.id for person in current.persons]) from None
     return case
 
 

@@ -443,7 +443,8 @@ def edit(case_id: str):
         return _render_edit(form, reference, case_id, 422, **_apply_errors(form, paths, refused.errors))
     except services.EditConflict as conflict:
         form.expected_version.data = str(conflict.current_version)
-        return _render_edit(form, reference, case_id, 409, conflict=_conflict_rows(form, conflict))
+        return _render_edit(form, reference, case_id, 409,
+                            conflict=_conflict_rows(form, conflict, forms.submitted_person_ids(form)))
     flash(_("Case %(reference)s saved.", reference=case.reference), "success")
     return redirect(url_for(".case_page", case_id=case.id))
 
@@ -461,10 +462,17 @@ def _normalised(payload: dict) -> dict:
         return payload
 
 
-def _conflict_rows(form, conflict: services.EditConflict) -> list[dict]:
+def _conflict_rows(form, conflict: services.EditConflict, submitted_ids: list[str | None]) -> list[dict]:
+    """The fields that differ, each person compared with the saved record of the same person (by
+    id): someone else's removal of a dependant shows as that person's values "not given" now,
+    not as every later person's values shifted by one."""
+    current = _normalised(conflict.current)
+    saved = dict(zip(conflict.current_person_ids, current.get("persons") or [], strict=False))
+    if saved and len(submitted_ids) == len(conflict.submitted.get("persons") or ()):
+        current = {**current, "persons": [saved.get(person_id, {}) if person_id else {}
+                                          for person_id in submitted_ids]}
     rows = []
-    for path, change in services.changed_fields(_normalised(conflict.current),
-                                                 _normalised(conflict.submitted)).items():
+    for path, change in services.changed_fields(current, _normalised(conflict.submitted)).items():
         field = forms.field_at(form, path)
         rows.append({"path": path, "label": forms.describe_payload_path(form, path),
                      "saved": forms.format_value(field, change["old"]),

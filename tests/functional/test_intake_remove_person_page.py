@@ -106,3 +106,30 @@ def test_a_crafted_removal_of_the_principal_is_refused_on_the_page(signed_in, ca
     assert "The principal applicant cannot be removed from the registration." in text_of(response)
     db.session.expire_all()
     assert len(db.session.get(Case, case.id).persons) == 3
+
+
+def conflict_rows(page: str) -> set[str]:
+    table = re.search(r'<table class="conflict-table">.*?</table>', page, re.S).group(0)
+    return {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)}
+
+
+def test_conflict_after_someone_removed_a_dependant_lines_people_up_by_identity(signed_in, case):
+    """The first officer removes Sami; the second, still showing Sami, changes Lina's address:
+    the conflict table shows Sami's values as no longer saved and only the address for Lina,
+    never Lina's saved name against Sami's."""
+    first, _ = signed_in("registration_officer")
+    second, _ = signed_in("registration_officer")
+    url = f"/cases/{case.id}/edit"
+    first_values = form_values(text_of(first.get(url)), url)
+    second_values = form_values(text_of(second.get(url)), url)
+    page = text_of(post_form(first, url, first_values, remove="persons-1"))
+    assert post_form(first, url, form_values(page, url), action="save").status_code == 302
+
+    response = post_form(second, url, second_values, action="save", **{"persons-2-contact-address": "Room 7"})
+    assert response.status_code == 409
+    rows = conflict_rows(text_of(response))
+    assert "Person 3 › Contact › Address persons.2.contact.address not given Room 7" in rows
+    assert "Person 2 › Identity › Given names persons.1.identity.given_names not given Sami" in rows
+    assert not [row for row in rows if row.startswith("Person 3 › Identity")]
+    assert not [row for row in rows if "Lina" in row]

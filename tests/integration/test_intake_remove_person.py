@@ -267,10 +267,11 @@ def test_a_stale_version_still_conflicts(family, officer):
     intake.update_registration(family.id, payload, expected_version=opened, acting_user=officer,
                                person_ids=[p.id for p in family.persons])
     payload, person_ids = without(fresh(family.id), 1)
-    with pytest.raises(intake.EditConflict):
+    with pytest.raises(intake.EditConflict) as conflict:
         intake.update_registration(family.id, payload, expected_version=opened, acting_user=officer,
                                    person_ids=person_ids)
     assert len(fresh(family.id).persons) == 3
+    assert conflict.value.current_person_ids == [p.id for p in fresh(family.id).persons]
 
     case = fresh(family.id)
     before_removal = case.version
