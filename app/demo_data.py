@@ -1081,7 +1081,10 @@ def _examine(world: _World, rng: random.Random, line: _Timeline, batch: _Batch, 
         if stop(recorded_at):
             return
         attended = attempt == 1 or not _chance(rng, 0.05)
-        interview.update(status="recorded", attendance="attended" if attended else "absent_excused",
+        # As record_interview: attended -> recorded, interviewed; a no-show (here always with a
+        # good reason) -> missed, back to assigned, and a new interview is booked.
+        interview.update(status="recorded" if attended else "missed",
+                         attendance="attended" if attended else "absent_excused",
                          recorded_by_id=caseworker.id, recorded_at=recorded_at, version=2)
         if attended:
             grounds = people[0]["claim"]["grounds"]
@@ -1091,13 +1094,14 @@ def _examine(world: _World, rng: random.Random, line: _Timeline, batch: _Batch, 
                 f"Interview held{with_interpreter}. The applicant confirmed the identity and travel route and "
                 f"described the reasons for the claim ({', '.join(grounds) or 'not stated'}). "
                 + (people[0]["claim"]["statement"] or ""))
-        line.event(recorded_at, caseworker, EventCode.INTERVIEW_RECORDED,
+        line.event(recorded_at, caseworker, EventCode.INTERVIEW_RECORDED if attended else EventCode.INTERVIEW_MISSED,
                    {"interview_id": interview["id"], "attendance": interview["attendance"],
                     "notes_written": attended})
         if attended:
             _transition(line, case, recorded_at, caseworker, "interviewed")
             attended_at = recorded_at
             break
+        _transition(line, case, recorded_at, caseworker, "assigned")
     day = [d if d > attended_at.date() else _working_day(attended_at.date() + timedelta(days=1 + n))
            for n, d in enumerate(day)]
 
@@ -1618,6 +1622,9 @@ class _Sealed:
 
     tables: list[tuple[str, tuple[str, ...], list[tuple]]]
     events: list[tuple]
+    # True when the encrypted columns still hold their plaintext bytes, for the storing process
+    # to encrypt (see ``_seal_in_producer``).
+    plaintext: bool
     cases: int
     persons: int
     decisions: int
@@ -1635,6 +1642,7 @@ class _Layout:
     datetimes: tuple[str, ...]  # SQLite only: stored as text
     dates: tuple[str, ...]      # SQLite only: stored as text
     json: tuple[str, ...]
+    defaults: dict[str, object]  # scalar column defaults
 
 
 @cache
@@ -1646,7 +1654,8 @@ def _layout(model, dialect: str) -> _Layout:
         encrypted=tuple(c.attribute for c in crypto.ENCRYPTED_COLUMNS if c.model.__tablename__ == table.name),
         datetimes=tuple(c.name for c in table.columns if sqlite and isinstance(c.type, UTCDateTime)),
         dates=tuple(c.name for c in table.columns if sqlite and isinstance(c.type, Date)),
-        json=tuple(c.name for c in table.columns if isinstance(c.type, JSON)))
+        json=tuple(c.name for c in table.columns if isinstance(c.type, JSON)),
+        defaults={c.name: c.default.arg for c in table.columns if c.default is not None and c.default.is_scalar})
 
 
 class _Sealer:
@@ -1686,7 +1695,8 @@ def _make_batch(world: _World, days: array, start: int, stop: int) -> _Sealed:
     dialect = db.engine.dialect.name
     seal = _Sealer()
     cases = batch.rows["asylum_case"]
-    sealed = _Sealed(tables=[], events=[], cases=len(cases),
+    in_producer = _seal_in_producer(dialect)
+    sealed = _Sealed(tables=[], events=[], plaintext=not in_producer, cases=len(cases),
                      persons=len(batch.rows["person"]), decisions=len(batch.rows["decision"]),
                      tracks=Counter(row["track"] for row in cases), statuses=Counter(row["status"] for row in cases))
     first_section = batch.rows["person"][0]["identity"].value if batch.rows["person"] else None
@@ -1695,7 +1705,7 @@ def _make_batch(world: _World, days: array, start: int, stop: int) -> _Sealed:
     for model in TABLES:
         layout = _layout(model, dialect)
         rows = batch.rows.pop(layout.table)
-        sealed.tables.append((layout.table, layout.columns, _seal_rows(rows, layout, seal)))
+        sealed.tables.append((layout.table, layout.columns, _seal_rows(rows, layout, seal if in_producer else None)))
     batch.events.sort(key=operator.itemgetter(WHEN))  # stable: events at one moment keep their order
     sealed.events = [(when, actor.id if actor else None, actor.role if actor else None, int(code), subject,
                       _SECTION_JSON(details).encode() if details else None)
@@ -1703,17 +1713,29 @@ def _make_batch(world: _World, days: array, start: int, stop: int) -> _Sealed:
     return sealed
 
 
-def _seal_rows(rows: list[dict], layout: _Layout, seal: _Sealer) -> list[tuple]:
-    """The rows as driver tuples: wrapped values encrypted in place as the model descriptors
-    would (``table.column:row-id``), JSON columns serialised, on SQLite timestamps and dates as
-    the text SQLAlchemy stores."""
+def _seal_in_producer(dialect: str) -> bool:
+    """Where the encrypted columns are encrypted: wherever there is CPU to spare. On SQLite the
+    storing process inserts (B-tree work in its own process) and the producer encrypts; on
+    PostgreSQL the server inserts, the storing process mostly waits, and it encrypts."""
+    return dialect == "sqlite"
+
+
+def _seal_rows(rows: list[dict], layout: _Layout, seal: _Sealer | None) -> list[tuple]:
+    """The rows as driver tuples: wrapped values encoded as the model descriptors would and,
+    with ``seal``, encrypted (``table.column:row-id``; without, ``_encrypt_rows`` does it later),
+    JSON columns serialised, on SQLite timestamps and dates as the text SQLAlchemy stores."""
     table = layout.table
+    # Columns the simulation does not know of (added to the model since): their default, as an
+    # ORM insert would give them, or NULL. A NOT NULL column without a default fails loudly.
+    missing = [(name, layout.defaults.get(name)) for name in layout.columns if rows and name not in rows[0]]
     for row in rows:
+        for name, default in missing:
+            row[name] = default
         for name in layout.encrypted:
             value = row[name]
             if value is not None:
                 raw = value.value.encode() if type(value) is _Text else _SECTION_JSON(value.value).encode()
-                row[name] = seal(raw, f"{table}.{name}:{row['id']}")
+                row[name] = seal(raw, f"{table}.{name}:{row['id']}") if seal else raw
         for name in layout.datetimes:
             value = row[name]
             if value is not None:
@@ -1726,6 +1748,28 @@ def _seal_rows(rows: list[dict], layout: _Layout, seal: _Sealer) -> list[tuple]:
             row[name] = _COLUMN_JSON(row[name])
     values = operator.itemgetter(*layout.columns)
     return [values(row) for row in rows]
+
+
+def _encrypt_rows(batch: _Sealed, seal: _Sealer) -> None:
+    """Encrypt the plaintext bytes ``_seal_rows`` left in the encrypted columns, in place."""
+    dialect = db.engine.dialect.name
+    models = {model.__tablename__: model for model in TABLES}
+    for number, (table, columns, rows) in enumerate(batch.tables):
+        layout = _layout(models[table], dialect)
+        if not layout.encrypted:
+            continue
+        key = columns.index("id")
+        positions = [(columns.index(name), f"{table}.{name}:") for name in layout.encrypted]
+        sealed = []
+        for row in rows:
+            row = list(row)
+            for position, prefix in positions:
+                value = row[position]
+                if value is not None:
+                    row[position] = seal(value, prefix + row[key])
+            sealed.append(row)
+        batch.tables[number] = (table, columns, sealed)
+    batch.plaintext = False
 
 
 def _sqlite_datetime(value: datetime) -> str:
@@ -1891,6 +1935,8 @@ def _store(connection, batch: _Sealed, chain: tuple[int, bytes]) -> tuple[tuple[
     head_table = AuditChainHead.__table__
     dialect = db.engine.dialect.name
     seal = _Sealer()
+    if batch.plaintext:
+        _encrypt_rows(batch, seal)
     audit, end = _chain(batch.events, chain, seal, dialect)
     with connection.begin():
         raw = connection.connection.driver_connection
