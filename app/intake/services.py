@@ -1009,14 +1009,18 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
     under ``removed_persons.<n>.`` (old value, new None), and ``removed`` lists who was removed
     by id and former position only."""
     case = _locked_case(case_id, acting_user)
-    if not acting_user.can(Permission.CASE_EDIT):
-        raise PermissionError("editing needs the case.edit permission")
-    data = validate_registration(payload)
-    before = registration_payload(case)
-    if case.version != expected_version:
-        raise EditConflict(before, payload, case.version, [person.id for person in case.persons])
-    existing = list(case.persons)
-    matched, removed = _match_people(case, existing, len(data.persons), person_ids)
+    try:
+        if not acting_user.can(Permission.CASE_EDIT):
+            raise PermissionError("editing needs the case.edit permission")
+        data = validate_registration(payload)
+        before = registration_payload(case)
+        if case.version != expected_version:
+            raise EditConflict(before, payload, case.version, [person.id for person in case.persons])
+        existing = list(case.persons)
+        matched, removed = _match_people(case, existing, len(data.persons), person_ids)
+    except Exception:
+        db.session.rollback()  # refused before any change: release the case's lock at once
+        raise
     before_by_id = {person.id: snapshot for person, snapshot in zip(existing, before["persons"], strict=True)}
     case.made_on, case.made_place = data.made_on, data.made_place
     case.registered_on, case.lodged_on = data.registered_on, data.lodged_on
@@ -1062,6 +1066,16 @@ def update_registration(case_id: str, payload: dict, *, expected_version: int, a
         raise EditConflict(registration_payload(current), payload, current.version,
                            [person.id for person in current.persons]) from None
     return case
+
+
+def persons_kept_on_edit(case_id: str, *, acting_user) -> set[str]:
+    """Ids of the saved people of a case that an edit may not remove (``update_registration``
+    refuses it): the principal applicant, and anyone another record names. For the edit page,
+    which offers Remove only for the others; ids only, so the read is not audited (opening the
+    edit page is)."""
+    case = _scoped_case(case_id, acting_user)
+    dependants = [person.id for person in case.persons if not person.is_principal]
+    return {person.id for person in case.persons if person.is_principal} | _referenced_elsewhere(case, dependants)
 
 
 def _locked_case(case_id: str, acting_user) -> Case:

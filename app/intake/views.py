@@ -100,17 +100,20 @@ def _list_and_index(entry_id: str):
     return (head, int(tail)) if head and tail.isdigit() else (None, None)
 
 
-def _removable(form, entry_id: str, keep_persons: int = 0) -> bool:
+def _removable(form, entry_id: str, keep_persons: int = 0, kept_ids: frozenset = frozenset()) -> bool:
     """Only entries of repeatable groups can be removed; the last person never, nor the first
-    ``keep_persons`` (on the edit page, the principal applicant). A saved person taken off the
-    edit form is removed from the case only when the edit is saved, and only if the service
-    agrees (people are matched by their ids, so nobody else's record shifts)."""
+    ``keep_persons`` (on the edit page, the principal applicant), nor a saved person whose id is
+    in ``kept_ids`` (one the service would refuse to remove). A saved person taken off the edit
+    form is removed from the case only when the edit is saved, and only if the service agrees
+    (people are matched by their ids, so nobody else's record shifts)."""
     list_id, index = _list_and_index(entry_id)
     target = forms.find_field(form, list_id) if list_id else None
     if not isinstance(target, FieldList) or index >= len(target.entries):
         return False
     if target.id == "persons":
-        return len(target.entries) > 1 and index >= keep_persons
+        person_id = getattr(target.entries[index].form, "person_id", None)
+        return len(target.entries) > 1 and index >= keep_persons and (
+            person_id is None or person_id.data not in kept_ids)
     return True
 
 
@@ -126,12 +129,13 @@ def _add_entry(form, list_id: str) -> None:
         first.render_kw = {**(first.render_kw or {}), "autofocus": True}
 
 
-def _edit_buttons(form, keep_persons: int = 0):
+def _edit_buttons(form, keep_persons: int = 0, kept_ids=frozenset):
     """Handle "Add ..." and "Remove ..." buttons: the same page again, one entry more or less.
-    Returns the form to show, or None when the request was not such a button."""
+    Returns the form to show, or None when the request was not such a button. ``kept_ids``: a
+    callable giving the ids of saved people who may not be removed (asked only for a Remove)."""
     if "remove" in request.form:
         entry_id = request.form.get("remove", "")
-        if _removable(form, entry_id, keep_persons):
+        if _removable(form, entry_id, keep_persons, kept_ids()):
             form = type(form)(formdata=forms.drop_entry(request.form, entry_id))
         return form
     if "add" in request.form:
@@ -430,7 +434,7 @@ def edit(case_id: str):
     if not form.validate() or not (form.expected_version.data or "").isdigit():
         abort(400)
     reference = (form.reference.data or "")[:20]
-    changed = _edit_buttons(form, keep_persons=EDIT_KEEPS_PERSONS)
+    changed = _edit_buttons(form, keep_persons=EDIT_KEEPS_PERSONS, kept_ids=lambda: _kept_ids(case_id, actor))
     if changed is not None:
         return _render_edit(changed, reference, case_id)
     payload, paths = forms.to_payload(form)
@@ -449,9 +453,17 @@ def edit(case_id: str):
     return redirect(url_for(".case_page", case_id=case.id))
 
 
+def _kept_ids(case_id: str, actor) -> frozenset:
+    try:
+        return frozenset(services.persons_kept_on_edit(case_id, acting_user=actor))
+    except services.CaseNotFound:
+        abort(404)
+
+
 def _render_edit(form, reference: str, case_id: str, status: int = 200, **context):
     return _render_form("intake/register.html", form, status, editing=True, reference=reference,
-                        case_id=case_id, edit_keeps_persons=EDIT_KEEPS_PERSONS, **context)
+                        case_id=case_id, edit_keeps_persons=EDIT_KEEPS_PERSONS,
+                        kept_person_ids=_kept_ids(case_id, _actor()), **context)
 
 
 def _normalised(payload: dict) -> dict:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.intake import services as intake
 from app.intake.forms import drop_entry
 from app.intake.models import Case, Person
 from test_intake_support import form_values, person_fields, post_form, registration_fields, text_of
@@ -133,3 +134,21 @@ def test_conflict_after_someone_removed_a_dependant_lines_people_up_by_identity(
     assert "Person 2 › Identity › Given names persons.1.identity.given_names not given Sami" in rows
     assert not [row for row in rows if row.startswith("Person 3 › Identity")]
     assert not [row for row in rows if "Lina" in row]
+
+
+def test_a_person_another_record_refers_to_has_no_remove_button(signed_in, case):
+    """Lina was since registered again and confirmed as the same individual: the edit page offers
+    Remove for Sami only, says why Lina stays, and a forged Remove press for her is ignored."""
+    browser, user = signed_in("registration_officer")
+    lina = case.persons[2]
+    intake.register_claim({"made_on": case.made_on.isoformat(), "registered_on": case.registered_on.isoformat(),
+                           "persons": [{"principal": True, "identity": {"family_name": "Haddad", "given_names": "Lina"},
+                                        "birth": {"date_of_birth": "2018-07-01", "sex": "M"},
+                                        "nationality": {"nationalities": ["SYR"]}}]},
+                          acting_user=user, duplicate_decisions={0: lina.id})
+    url = f"/cases/{case.id}/edit"
+    page = text_of(browser.get(url))
+    assert 'name="remove" value="persons-1"' in page and 'name="remove" value="persons-2"' not in page
+    assert "This person cannot be removed from the registration" in page
+    page = text_of(post_form(browser, url, form_values(page, url), remove="persons-2"))
+    assert form_values(page, url)["persons-2-person_id"] == lina.id

@@ -226,6 +226,7 @@ def test_a_person_an_interview_names_cannot_be_removed(family, officer, make_use
                                  starts_at=later(days=2), duration_minutes=60, remote=False, place="Room 4",
                                  interpreter_language="ara")
     case = fresh(family.id)
+    assert intake.persons_kept_on_edit(case.id, acting_user=officer) == {case.persons[0].id, dependant.id}
     payload, person_ids = without(case, 1)
     with pytest.raises(intake.RegistrationInvalid) as refused:
         save(case, payload, person_ids, officer)
