@@ -87,6 +87,15 @@ class CancelInterviewForm(CaseForm):
     submit = SubmitField(_l("Cancel the interview"))
 
 
+class RescheduleForm(CaseForm):
+    reason = SelectField(_l("Reason"), choices=choices((r, CANCEL_REASON_LABELS[r]) for r in CANCEL_REASONS))
+    details = TextAreaField(_l("Details"), validators=[Optional(), Length(max=2000)],
+                            description=_l("Required for another reason."))
+    date = DateField(_l("New date"), validators=[InputRequired(_l("Give the date."))])
+    time = TimeField(_l("Time (UTC)"), validators=[InputRequired(_l("Give the time."))])
+    submit = SubmitField(_l("Reschedule the interview"))
+
+
 class OmissionForm(CaseForm):
     ground = SelectField(_l("Ground"), choices=choices((g, OMISSION_GROUND_LABELS[g]) for g in OMISSION_GROUNDS))
     medical_opinion_on = DateField(_l("Date of the medical opinion"), validators=[Optional()])

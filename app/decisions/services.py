@@ -330,6 +330,19 @@ def schedule_interview(case_id: str, *, acting_user, person_id: str | None, star
                  "interpreter_gender": interpreter_gender, "interpreter_name": interpreter_name}
     _require_any(acting_user, CASEWORK, "scheduling an interview")
     case = _lock_case(case_id, acting_user, expected_version, submitted)
+    interview = _book(case, acting_user=acting_user, person_id=person_id, starts_at=starts_at,
+                      duration_minutes=duration_minutes, remote=remote, place=place,
+                      interpreter_language=interpreter_language, interpreter_gender=interpreter_gender,
+                      interpreter_name=interpreter_name, interviewer_id=interviewer_id, now=now)
+    _commit(case.id, submitted)
+    return interview
+
+
+def _book(case: Case, *, acting_user, person_id: str | None, starts_at: datetime, duration_minutes: int,
+          remote: bool, place: str | None, interpreter_language: str | None, interpreter_gender: str | None,
+          interpreter_name: str | None, interviewer_id: int | None, now: datetime) -> Interview:
+    """Validate and book an interview on the locked ``case`` inside the caller's transaction (no
+    commit): ``schedule_interview``'s rules, its audit event and its lifecycle steps."""
     errors: dict[str, list[str]] = {}
     catching_up = case.status in (lifecycle.REGISTERED, lifecycle.TRIAGED) and case.assigned_to_id is not None
     if not catching_up and case.status not in (lifecycle.ASSIGNED, lifecycle.INTERVIEW_SCHEDULED,
@@ -410,7 +423,6 @@ def schedule_interview(case_id: str, *, acting_user, person_id: str | None, star
     if case.status == lifecycle.ASSIGNED:
         db.session.flush()
         _apply_transition(case, lifecycle.INTERVIEW_SCHEDULED, acting_user=acting_user, now=now)
-    _commit(case.id, submitted)
     return interview
 
 
@@ -496,6 +508,20 @@ def cancel_interview(interview_id: str, *, acting_user, reason: str | None, deta
     interview = _scoped_interview(interview_id, acting_user)
     case = _lock_case(interview.case_id, acting_user, expected_version, submitted)
     db.session.refresh(interview)
+    errors, details = _cancel_errors(case, interview, acting_user, reason, details)
+    if errors:
+        _rollback_and_raise(InvalidInput(errors))
+    _cancel(case, interview, acting_user=acting_user, reason=reason, details=details, now=now)
+    if case.status == lifecycle.INTERVIEW_SCHEDULED:
+        db.session.flush()
+        _try_transition(case, lifecycle.ASSIGNED, acting_user=acting_user, now=now)
+    _commit(case.id, submitted)
+    return interview
+
+
+def _cancel_errors(case: Case, interview: Interview, acting_user, reason: str | None,
+                   details: str | None) -> tuple[dict[str, list[str]], str | None]:
+    """Every reason ``interview`` may not be cancelled with this reason, and the details cleaned."""
     errors: dict[str, list[str]] = {}
     if not _may_manage_interviews(case, acting_user):
         errors.setdefault("__all__", []).append(
@@ -509,22 +535,51 @@ def cancel_interview(interview_id: str, *, acting_user, reason: str | None, deta
         errors.setdefault("details", []).append(_("Say why the interview is cancelled."))
     if details and len(details) > MAX_DETAILS:
         errors.setdefault("details", []).append(_("At most %(n)d characters.", n=MAX_DETAILS))
-    if errors:
-        _rollback_and_raise(InvalidInput(errors))
+    return errors, details
+
+
+def _cancel(case: Case, interview: Interview, *, acting_user, reason: str, details: str | None, now: datetime,
+            rescheduled_as: str | None = None) -> None:
     interview.status = "cancelled"
     interview.cancel_reason = reason
     interview.cancel_details = details
     interview.cancelled_by_id = acting_user.id
     interview.cancelled_at = now
     _touch(case, now)
-    record(EventCode.INTERVIEW_CANCELLED, actor=acting_user, subject=("case", case.id),
-           details={"interview_id": interview.id, "reason": reason, "details_written": details is not None,
-                    "starts_at": interview.starts_at.isoformat()})
-    if case.status == lifecycle.INTERVIEW_SCHEDULED:
-        db.session.flush()
-        _try_transition(case, lifecycle.ASSIGNED, acting_user=acting_user, now=now)
+    event = {"interview_id": interview.id, "reason": reason, "details_written": details is not None,
+             "starts_at": interview.starts_at.isoformat()}
+    if rescheduled_as:
+        event["rescheduled_as"] = rescheduled_as
+    record(EventCode.INTERVIEW_CANCELLED, actor=acting_user, subject=("case", case.id), details=event)
+
+
+def reschedule_interview(interview_id: str, *, acting_user, reason: str | None, details: str | None = None,
+                         starts_at: datetime, expected_version: int | None = None,
+                         now: datetime | None = None) -> Interview:
+    """Cancel + schedule in one transaction: the scheduled interview is cancelled with its reason
+    (``cancel_interview``'s rules) and a new one booked at ``starts_at`` for the same person,
+    interviewer, duration, place or remote, and interpreter (``schedule_interview``'s rules,
+    the double-booking check ignoring the interview being replaced). Either both happen or
+    nothing does; the case stays ``interview_scheduled``. Audited (INTERVIEW_SCHEDULED, then
+    INTERVIEW_CANCELLED naming the new interview), commits once; returns the new interview."""
+    now = _now(now)
+    submitted = {"reason": reason, "details": details, "starts_at": starts_at}
+    _require_any(acting_user, CASEWORK, "rescheduling an interview")
+    old = _scoped_interview(interview_id, acting_user)
+    case = _lock_case(old.case_id, acting_user, expected_version, submitted)
+    db.session.refresh(old)
+    errors, details = _cancel_errors(case, old, acting_user, reason, details)
+    if errors:
+        _rollback_and_raise(InvalidInput(errors))
+    old.status = "cancelled"  # first, so the new booking does not clash with it
+    db.session.flush()
+    new = _book(case, acting_user=acting_user, person_id=old.person_id, starts_at=starts_at,
+                duration_minutes=old.duration_minutes, remote=old.remote, place=old.place,
+                interpreter_language=old.interpreter_language, interpreter_gender=old.interpreter_gender,
+                interpreter_name=old.interpreter_name, interviewer_id=old.interviewer_id, now=now)
+    _cancel(case, old, acting_user=acting_user, reason=reason, details=details, now=now, rescheduled_as=new.id)
     _commit(case.id, submitted)
-    return interview
+    return new
 
 
 def record_interview_omission(case_id: str, *, acting_user, ground: str | None,

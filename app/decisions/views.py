@@ -25,8 +25,8 @@ from app.auth.permissions import Permission
 from app.decisions import bp, lifecycle, services, settings
 from app.decisions.forms import (CANCEL_REASON_LABELS, OMISSION_GROUND_LABELS, AppealForm, AppealOutcomeForm,
                                  CancelInterviewForm, CorrectionForm, DraftForm, InterviewForm, IssueForm,
-                                 OmissionForm, RecordInterviewForm, ReviewForm, ServiceForm, SubmitDecisionForm,
-                                 TransitionForm, choices)
+                                 OmissionForm, RecordInterviewForm, RescheduleForm, ReviewForm, ServiceForm,
+                                 SubmitDecisionForm, TransitionForm, choices)
 from app.intake.services import CaseNotFound
 
 
@@ -69,6 +69,8 @@ def _default_forms(ws: services.Workspace) -> dict:
             if ws.can_draft:
                 forms[f"cancel-{interview.id}"] = CancelInterviewForm(prefix=f"cancel-{interview.id}", formdata=None,
                                                                       expected_version=version)
+                forms[f"reschedule-{interview.id}"] = RescheduleForm(
+                    prefix=f"reschedule-{interview.id}", formdata=None, expected_version=version)
     if ws.can_draft and case.status == lifecycle.ASSIGNED and not any(o.current for o in ws.omissions) and not any(
             i.status == "scheduled" for i, _name, _notes in ws.interviews):
         forms["omission"] = OmissionForm(prefix="omission", formdata=None, expected_version=version)
@@ -245,6 +247,22 @@ def cancel_interview(interview_id: str):
 
     return _handle(case_id, f"cancel-{interview_id}", form, act,
                    done=_("Interview cancelled. A new one can be scheduled."))
+
+
+@bp.route("/interviews/<interview_id>/reschedule", methods=["POST"])
+@requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
+def reschedule_interview(interview_id: str):
+    case_id = _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+    form = RescheduleForm(prefix=f"reschedule-{interview_id}")
+
+    def act(f):
+        services.reschedule_interview(interview_id, acting_user=_acting(), reason=f.reason.data,
+                                      details=f.details.data,
+                                      starts_at=datetime.combine(f.date.data, f.time.data, tzinfo=UTC),
+                                      expected_version=f.expected_version.data)
+
+    return _handle(case_id, f"reschedule-{interview_id}", form, act, aliases={"starts_at": "date"},
+                   done=_("Interview rescheduled."))
 
 
 @bp.route("/case/<case_id>/omission", methods=["POST"])

@@ -151,3 +151,26 @@ def test_a_registration_officer_cannot_reach_the_new_forms(app, make_user, signe
                                 token_from=token_page).status_code == 403
     assert officer_browser.post(f"/decisions/case/{case.id}/omission", {"x": "1"},
                                 token_from=token_page).status_code == 403
+
+
+def test_reschedule_form_books_the_new_time_and_refuses_a_past_one(assigned_case):
+    """The reschedule form: a past date answers 422 with the message next to the date; a future
+    one cancels the old interview and books the new one."""
+    browser, caseworker, case = assigned_case
+    slot = interview(case.id, caseworker, record=False)
+    key = f"reschedule-{slot.id}"
+    assert f'id="{key}"' in browser.get(url(case)).get_data(as_text=True)
+
+    def post(when):
+        return browser.post(f"/decisions/interviews/{slot.id}/reschedule", {
+            f"{key}-expected_version": version_of(case), f"{key}-reason": "applicant_ill",
+            f"{key}-date": when.date().isoformat(), f"{key}-time": when.strftime("%H:%M")}, token_from=url(case))
+
+    response = post(slot.starts_at - timedelta(days=30))
+    assert response.status_code == 422
+    assert "The interview must be in the future." in response.get_data(as_text=True)
+    assert db.session.get(Interview, slot.id).status == "scheduled"
+    assert post(slot.starts_at + timedelta(days=3)).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Interview, slot.id).status == "cancelled"
+    assert db.session.query(Interview).filter_by(case_id=case.id, status="scheduled").count() == 1

@@ -329,3 +329,49 @@ def test_drafting_while_assigned_is_refused_until_the_omission(app, staff):
         draft_all(case.id, caseworker)
     services.record_interview_omission(case.id, acting_user=caseworker, ground="positive_decision")
     assert [d.status for d in draft_all(case.id, caseworker)] == ["draft"]
+
+
+# -- rescheduling in one step --------------------------------------------------------------------
+
+def test_rescheduling_cancels_and_books_in_one_transaction(booked):
+    """The old interview is cancelled (naming its replacement), a new one is booked for the same
+    person, interviewer and interpreter at the new time, the case stays interview_scheduled."""
+    case, slot, caseworker, _supervisor = booked
+    new_start = slot.starts_at + timedelta(days=2)
+    new = services.reschedule_interview(slot.id, acting_user=caseworker, reason="interpreter_unavailable",
+                                        starts_at=new_start)
+    db.session.expire_all()
+    old = db.session.get(Interview, slot.id)
+    new = db.session.get(Interview, new.id)
+    assert (old.status, old.cancel_reason) == ("cancelled", "interpreter_unavailable")
+    assert (new.status, new.starts_at, new.person_id, new.interviewer_id, new.interpreter_name) == (
+        "scheduled", new_start, old.person_id, old.interviewer_id, old.interpreter_name)
+    assert fresh(case.id).status == "interview_scheduled"
+    [cancelled] = events(EventCode.INTERVIEW_CANCELLED, case.id)
+    assert cancelled.details["rescheduled_as"] == new.id
+    assert len(events(EventCode.INTERVIEW_SCHEDULED, case.id)) == 2
+    assert ("interview_scheduled", "assigned") not in transitions(case.id)
+
+
+def test_rescheduling_to_an_overlapping_time_of_itself_is_allowed(booked):
+    """The interview being replaced does not block its own new time (an hour later, overlapping)."""
+    _case, slot, caseworker, _supervisor = booked
+    new = services.reschedule_interview(slot.id, acting_user=caseworker, reason="applicant_requested",
+                                        starts_at=slot.starts_at + timedelta(hours=1))
+    assert new.status == "scheduled"
+
+
+def test_a_refused_reschedule_saves_nothing(booked):
+    """A new time in the past or a missing reason: refused with every message, the old interview
+    still scheduled, no new one, nothing audited."""
+    case, slot, caseworker, _supervisor = booked
+    with pytest.raises(services.InvalidInput) as refused:
+        services.reschedule_interview(slot.id, acting_user=caseworker, reason="applicant_ill",
+                                      starts_at=later(days=-1))
+    assert refused.value.errors == {"starts_at": ["The interview must be in the future."]}
+    with pytest.raises(services.InvalidInput) as refused:
+        services.reschedule_interview(slot.id, acting_user=caseworker, reason=None, starts_at=later(days=8))
+    assert refused.value.errors == {"reason": ["Choose one of the listed options."]}
+    assert db.session.get(Interview, slot.id).status == "scheduled"
+    assert count(Interview, case_id=case.id) == 1
+    assert events(EventCode.INTERVIEW_CANCELLED, case.id) == []
