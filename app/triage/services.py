@@ -57,7 +57,9 @@ from app.intake.services import CaseNotFound, registration_payload
 from app.triage import rules
 from app.triage.facts import (ASSESSMENT_FACTS, REFERENCE_FACTS, ReferenceData, apply_reference_data, case_facts,
                               changed_facts)
-from app.triage.queues import CLOSED_STATUSES  # "open" is defined once, beside the queues
+# The module, not the name: "open" is defined once, beside the queues, and queues imports intake,
+# whose views import this module; a name imported here would not exist yet in that cycle.
+from app.triage import queues
 from app.triage.models import RecognitionRate, RulesetVersion, SafeCountry, TrackOverride, TriageRecord, TriageSetting
 
 log = logging.getLogger(__name__)
@@ -1217,7 +1219,7 @@ def _candidate(document: str | bytes | Mapping[str, Any]) -> tuple[str, Mapping[
 
 
 def _open_cases(query):
-    return query.where(Case.status.notin_(CLOSED_STATUSES))
+    return query.where(Case.status.notin_(queues.CLOSED_STATUSES))
 
 
 def replay(ruleset_document: str | bytes | Mapping[str, Any], *, acting_user=None, batch_size: int = 2000,
