@@ -70,10 +70,14 @@ def prepare(kind: str, server_url: str | None, workdir: Path):
 
 def app_factory(url: str, workdir: Path):
     from app import create_app
-    from tests.conftest import make_config
+    from tests.conftest import FreshGlobalsClient, make_config
 
     def make():
-        return create_app(make_config(url, workdir, TESTING=False))
+        application = create_app(make_config(url, workdir, TESTING=False))
+        # The benches drive the test client inside a pushed app context, like the test suite:
+        # each request must still start with an empty `g`, or cached sign-ins flatter the figures.
+        application.test_client_class = FreshGlobalsClient
+        return application
     return make
 
 
