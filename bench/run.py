@@ -5,11 +5,14 @@ database kind; a run replaces its own kind's table and keeps the other's).
 
     .venv/bin/python bench/run.py [--database sqlite|postgresql] [--database-url URL] [--cases 10000]
                                   [--only W1,W4,...] [--generator demo|reports] [--w2-claims N] [--no-write]
-                                  [--w10-seconds 600] [--w10-clients N]
+                                  [--w10-seconds 600] [--w10-clients N] [--scratch nansen_bench_x]
+                                  [--section postgresql-1m]
 
 SQLite: a file in a temporary directory. PostgreSQL: ``--database-url`` names the server (default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres); a scratch database ``nansen_bench`` is
-created on it and dropped at the end (never the shared ``test`` database).
+created on it and dropped at the end (never the shared ``test`` database; ``--scratch`` names another,
+so two runs can share a server). ``--section`` writes the table under another heading than the
+database kind, e.g. a million-case run beside the quick one.
 
 Fill: ``app.demo_data.generate_caseload`` (realistic cases, people, decisions and a valid audit
 chain; the default), or ``--generator reports``: the bulk builder of bench/bench_reports.py
@@ -46,8 +49,8 @@ DOC = ROOT / "docs" / "performance.md"
 
 # -- the database ----------------------------------------------------------------------------------
 
-def prepare(kind: str, server_url: str | None, workdir: Path):
-    """(url, drop) of a fresh, empty database."""
+def prepare(kind: str, server_url: str | None, workdir: Path, scratch: str = SCRATCH):
+    """(url, drop) of a fresh, empty database (on PostgreSQL, ``scratch`` on the server)."""
     if kind == "sqlite":
         return f"sqlite:///{workdir / 'bench.db'}", lambda: None
     from sqlalchemy import create_engine, text
@@ -58,14 +61,14 @@ def prepare(kind: str, server_url: str | None, workdir: Path):
         server = server.set(database="postgres")  # connect there; the scratch database is made beside it
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{SCRATCH}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{scratch}"'))
 
     def drop():
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
-    return server.set(database=SCRATCH).render_as_string(hide_password=False), drop
+    return server.set(database=scratch).render_as_string(hide_password=False), drop
 
 
 def app_factory(url: str, workdir: Path):
@@ -349,7 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--w10-clients", type=int, help="W10 concurrent clients (default: one per gunicorn worker)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/performance.md")
+    parser.add_argument("--scratch", default=SCRATCH,
+                        help=f"PostgreSQL scratch database, made and dropped by the run (default {SCRATCH}); "
+                             "give each concurrent run its own")
+    parser.add_argument("--section",
+                        help="docs/performance.md section this run replaces (default: the database kind), "
+                             "e.g. postgresql-1m to keep a million-case run beside the 10k one")
     args = parser.parse_args(argv)
+    if not args.scratch.startswith("nansen_bench"):
+        parser.error("--scratch must start with nansen_bench: the run drops it")
     wanted = [w.strip().upper() for w in args.only.split(",")] if args.only else list(WORKLOADS)
     unknown = [w for w in wanted if w not in WORKLOADS]
     if unknown:
@@ -364,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="nansen-bench-") as tmp:
         workdir = Path(tmp)
-        url, drop = prepare(args.database, args.database_url, workdir)
+        url, drop = prepare(args.database, args.database_url, workdir, args.scratch)
         pg_version = None
         try:
             make_app = app_factory(url, workdir)
@@ -416,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     description = machine(context, pg_version)
     print("\n".join(description))
     if not args.no_write:
-        write_doc(args.database, command, description, rows)
+        write_doc(args.section or args.database, command, description, rows)
         print(f"written: {DOC.relative_to(ROOT)}")
     return 0
 
