@@ -848,7 +848,7 @@ class CaseView:
     case: Case
     persons: list[dict]
     show_special_category: bool
-    history: list
+    history: list  # rows of (occurred_at, actor_role, outcome, code), oldest first
 
 
 def open_case(case_id: str, *, acting_user, via_search: bool = False) -> CaseView:
@@ -859,8 +859,11 @@ def open_case(case_id: str, *, acting_user, via_search: bool = False) -> CaseVie
     persons = [person_sections(person, include_special_category=show_s3) for person in case.persons]
     from app.audit.models import AuditEvent  # read-only listing of the case's own history
 
-    history = db.session.scalars(select(AuditEvent).where(AuditEvent.subject_type == "case",
-                                                          AuditEvent.subject_id == case.id)
+    # Plain rows of the four columns shown, not entities: the commit below would expire entities
+    # and the page would then reload each event with a query of its own.
+    history = db.session.execute(select(AuditEvent.occurred_at, AuditEvent.actor_role, AuditEvent.outcome,
+                                        AuditEvent.code)
+                                 .where(AuditEvent.subject_type == "case", AuditEvent.subject_id == case.id)
                                  .order_by(AuditEvent.id)).all()
     record(EventCode.SEARCH_RESULT_OPENED if via_search else EventCode.RECORD_VIEWED, actor=acting_user,
            subject=("case", case.id), details={"special_category_shown": show_s3})
