@@ -5,6 +5,8 @@ personal interview
   here), cancelled_by_id, cancelled_at. Batch mode so SQLite can add the foreign key (it rebuilds
   the table): safe here, the interview table has no partial or expression index that a rebuild
   would drop (see 0007 and 0008 for asylum_case, which has).
+* interviews recorded before this revision with the applicant absent become ``missed`` (the
+  status a no-show gets from now on); the downgrade makes them ``recorded`` again.
 * interview_omission: the personal interview omitted in an examination round, on a legal
   ground (APR Art 13; APD Art 14(2)); one per case and round.
 
@@ -35,6 +37,9 @@ def upgrade():
         batch_op.create_foreign_key(batch_op.f('fk_interview_cancelled_by_id_user_account'), 'user_account',
                                     ['cancelled_by_id'], ['id'])
 
+    op.execute(sa.text("UPDATE interview SET status = 'missed' WHERE status = 'recorded' "
+                       "AND attendance IN ('absent_excused', 'absent_unexcused')"))
+
     op.create_table('interview_omission',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('case_id', sa.String(length=32), nullable=False),
@@ -56,6 +61,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table('interview_omission')
+    op.execute(sa.text("UPDATE interview SET status = 'recorded' WHERE status = 'missed'"))
     with op.batch_alter_table('interview', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_interview_cancelled_by_id_user_account'), type_='foreignkey')
         batch_op.drop_column('cancel_details')
