@@ -828,9 +828,14 @@ def _eurostat_decisions(s: _Shape):
     sql = s.sql
     base = _decisions_with_outcome(s)
     inner = select(sql.quarter(base.c.issued_on).label("quarter"), base.c.citizen, base.c.sex, base.c.age_group,
-                   base.c.outcome).where(base.c.outcome.in_(COUNTED_OUTCOMES)).subquery()
-    return (select(inner.c.quarter, inner.c.citizen, inner.c.sex, inner.c.age_group, *_outcome_counts(inner))
+                   base.c.outcome).subquery()
+    counts = _outcome_counts(inner)
+    # Other outcomes are left out by the counts and HAVING, not by a WHERE on the corrected
+    # outcome: PostgreSQL guesses 3% of rows for that filter and then probes 430k cases and 240k
+    # people one by one (1M cases: 9.8 s), where it otherwise hash-joins them.
+    return (select(inner.c.quarter, inner.c.citizen, inner.c.sex, inner.c.age_group, *counts)
             .group_by(inner.c.quarter, inner.c.citizen, inner.c.sex, inner.c.age_group)
+            .having(counts[0] > 0)
             .order_by(inner.c.quarter, inner.c.citizen, inner.c.sex, inner.c.age_group))
 
 
