@@ -35,3 +35,16 @@ def init_database(app: Flask) -> None:
         # Connections opened with execution_options(read_only=True) only read: a deferred
         # BEGIN lets them run beside a writer (WAL) instead of queueing for its lock.
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
+
+
+def commit_after_read() -> None:
+    """Commit the current transaction (a read service's audit event) without expiring what the
+    service loaded in it: the page renders those objects next, and expired ones would each be
+    reloaded with a query of their own. They were read in the transaction just committed, so
+    they are current as of that commit; only the objects' expiry is skipped, nothing else."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True

@@ -36,6 +36,7 @@ from app.audit.services import record, record_and_commit
 from app.auth.models import Office, User
 from app.auth.permissions import Permission
 from app.db_types import utcnow
+from app.database import commit_after_read
 from app.decisions import lifecycle, letters, settings
 from app.decisions.models import (APPEAL_OUTCOMES, ATTENDANCE, CANCEL_REASONS, INTERPRETER_GENDERS, OMISSION_GROUNDS,
                                   SERVICE_METHODS, Appeal, Decision, DecisionLetter, DecisionReview, Interview,
@@ -1305,7 +1306,7 @@ def workspace(case_id: str, *, acting_user, now: datetime | None = None) -> Work
         user_id=acting_user.id, usernames=usernames)
     record(EventCode.RECORD_VIEWED, actor=acting_user, subject=("case", case.id),
            details={"view": "decision_workspace", "special_category_shown": True})
-    db.session.commit()
+    commit_after_read()
     return view
 
 

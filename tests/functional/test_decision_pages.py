@@ -323,3 +323,26 @@ def test_late_appeal_is_flagged_on_the_page(app, make_user, signed_in):
         f"appeal-{decision.id}-lodged_on": (served + timedelta(days=12)).isoformat()}, token_from=url(case))
     assert response.status_code == 302
     assert 'data-late="true"' in browser.get(url(case)).get_data(as_text=True)
+
+
+def test_workspace_renders_without_reloading_what_it_read(assigned_case):
+    """The workspace commits its RECORD_VIEWED event before the page renders: the interviews and
+    decisions it read are rendered as read, not reloaded one query each."""
+    from sqlalchemy import event
+
+    browser, caseworker, case = assigned_case
+    for _ in range(3):
+        interview(case.id, caseworker)
+    page = url(case)
+    browser.get(page)
+    seen = []
+
+    def keep(conn, cursor, statement, *args):
+        seen.append(statement)
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        assert browser.get(page).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    reloads = [s for s in seen if re.search(r"WHERE (interview|decision|person)\.id = ", s)]
+    assert reloads == []
