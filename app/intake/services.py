@@ -579,7 +579,9 @@ def _make_rows(item: PreparedClaim, data: RegistrationInput, state, encrypt) -> 
         made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
         lodged_on=data.lodged_on, good_cause_for_not_lodging=data.good_cause_for_not_lodging, arrival=arrival,
         assessment=None, persons=stored_persons)
-    outcome = _BulkTriage.of(case_view, state)
+    from app.triage.services import NewCaseTriage  # triage reads intake: imported late, no cycle
+
+    outcome = NewCaseTriage.of(case_view, state)
     record_id = crypto.new_row_id()
     item.triage_row = {"id": record_id, "case_id": item.case_id, "created_at": now, **outcome.record_fields(),
                        **crypto.sealed_columns(TriageRecord, record_id, outcome.sealed_fields(), encrypt)}
@@ -624,7 +626,7 @@ def bulk_triage_state():
     token), and the shipped ruleset stored and activated on first use, as triage_case does."""
     from app.triage import services as triage  # triage reads intake: imported late, no cycle
 
-    return triage._writable_state()
+    return triage.writable_state()
 
 
 def _check_bulk_arguments(acting_user, on_duplicate: str) -> None:
@@ -727,52 +729,6 @@ def _new_references(office: Office, items: list[PreparedClaim]) -> None:
             clashing.update(db.session.scalars(select(Case.reference).where(
                 Case.reference.in_(wanted[start:start + _KEY_CHUNK]))))
         pending = [item for item in pending if item.reference in clashing]
-
-
-@dataclass(frozen=True)
-class _BulkTriage:
-    """Triage of a new case as ``app.triage.services.triage_case`` does it (the engine's result
-    for the case's facts under the active ruleset), as row values for a bulk insert: the
-    TriageRecord, the case's triage columns and the CASE_TRIAGED details. A new case has no
-    override and no previous track, so there is no TRACK_CHANGED. Kept equal to triage_case by
-    tests/integration/test_import_batch.py (the same claim both ways gives the same rows)."""
-
-    label: str
-    result: Any
-    facts: dict
-    priority: int
-
-    @classmethod
-    def of(cls, case_view, state) -> _BulkTriage:
-        from app.triage import services as triage
-
-        facts = triage.facts_of_case(case_view, state)
-        result = state.active.ruleset.evaluate(facts, state.context)
-        return cls(state.active.label, result, facts, triage.priority_for(result.track, facts))
-
-    @property
-    def deadline(self) -> date | None:
-        return date.fromisoformat(self.result.deadline.date) if self.result.deadline else None
-
-    def record_fields(self) -> dict:
-        deadline = self.result.deadline
-        return {"ruleset_label": self.label, "track": self.result.track, "deadline": self.deadline,
-                "deadline_description": deadline.description[:200] if deadline else None, "trigger": "registration"}
-
-    def sealed_fields(self) -> dict:
-        from app.triage import services as triage
-
-        return {"grounds": triage._grounds_blob(self.result), "facts": self.facts}
-
-    def case_fields(self, now) -> dict:
-        return {"track": self.result.track, "track_overridden": False, "statutory_deadline": self.deadline,
-                "priority": self.priority, "triaged_at": now, "ruleset_label": self.label}
-
-    def event_details(self, record_id: str) -> dict:
-        return {"trigger": "registration", "ruleset": self.label, "track": self.result.track,
-                "grounds": [g.code for g in self.result.grounds],
-                "deadline": self.result.deadline.date if self.result.deadline else None,
-                "record": record_id, "overridden": False}
 
 
 def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_duplicate: str,

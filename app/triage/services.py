@@ -336,7 +336,7 @@ def current_state() -> TriageState:
     return state
 
 
-def _writable_state() -> TriageState:
+def writable_state() -> TriageState:
     """The state, with the shipped default stored and activated first if no ruleset is stored
     yet (audited RULESET_ACTIVATED, actor None), in the caller's transaction."""
     state = current_state()
@@ -427,7 +427,8 @@ def active_override(case_id: str) -> TrackOverride | None:
                               .order_by(TrackOverride.created_at.desc()).limit(1)).first()
 
 
-def _grounds_blob(result: rules.TriageResult) -> dict:
+def grounds_blob(result: rules.TriageResult) -> dict:
+    """What a TriageRecord stores (encrypted) of the result: every ground and the matched rules."""
     return {"grounds": [{"code": g.code, "reason_code": g.reason_code, "legal_basis": g.legal_basis,
                          "rule_id": g.rule_id, "track": g.track} for g in result.grounds],
             "rules": list(result.rules)}
@@ -446,8 +447,53 @@ def _same_outcome(previous: TriageRecord, result: rules.TriageResult, facts: Map
     return (previous.ruleset_label == result.ruleset_id + "@" + result.ruleset_version
             and previous.track == result.track
             and (previous.deadline.isoformat() if previous.deadline else None) == deadline
-            and (previous.grounds or {}) == _grounds_blob(result)
+            and (previous.grounds or {}) == grounds_blob(result)
             and not changed_facts(previous.facts, facts))
+
+
+@dataclass(frozen=True)
+class NewCaseTriage:
+    """Triage of a case not stored yet, as ``triage_case`` does it (the engine's result for the
+    case's facts under the active ruleset), as row values for a bulk insert: the TriageRecord,
+    the case's triage columns and the CASE_TRIAGED details. A new case has no override and no
+    previous track, so there is no TRACK_CHANGED. The bulk import uses it; kept equal to
+    triage_case by tests/integration/test_import_batch.py (the same claim both ways gives the
+    same rows)."""
+
+    label: str
+    result: Any
+    facts: dict
+    priority: int
+
+    @classmethod
+    def of(cls, case_view, state: TriageState) -> NewCaseTriage:
+        """``case_view``: anything with the attributes of a stored Case that facts_of_case reads;
+        ``state``: from writable_state(), read once per batch."""
+        facts = facts_of_case(case_view, state)
+        result = state.active.ruleset.evaluate(facts, state.context)
+        return cls(state.active.label, result, facts, priority_for(result.track, facts))
+
+    @property
+    def deadline(self) -> date | None:
+        return date.fromisoformat(self.result.deadline.date) if self.result.deadline else None
+
+    def record_fields(self) -> dict:
+        deadline = self.result.deadline
+        return {"ruleset_label": self.label, "track": self.result.track, "deadline": self.deadline,
+                "deadline_description": deadline.description[:200] if deadline else None, "trigger": "registration"}
+
+    def sealed_fields(self) -> dict:
+        return {"grounds": grounds_blob(self.result), "facts": self.facts}
+
+    def case_fields(self, now) -> dict:
+        return {"track": self.result.track, "track_overridden": False, "statutory_deadline": self.deadline,
+                "priority": self.priority, "triaged_at": now, "ruleset_label": self.label}
+
+    def event_details(self, record_id: str) -> dict:
+        return {"trigger": "registration", "ruleset": self.label, "track": self.result.track,
+                "grounds": [g.code for g in self.result.grounds],
+                "deadline": self.result.deadline.date if self.result.deadline else None,
+                "record": record_id, "overridden": False}
 
 
 def triage_case(case: Case, *, acting_user, trigger: str, facts: Mapping[str, Any] | None = None,
@@ -464,7 +510,7 @@ def triage_case(case: Case, *, acting_user, trigger: str, facts: Mapping[str, An
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown triage trigger {trigger!r}")
-    state = _writable_state()
+    state = writable_state()
     facts = dict(facts) if facts is not None else facts_of_case(case, state)
     result = state.active.ruleset.evaluate(facts, state.context)
     if only_if_changed and case.triaged_at is not None:
@@ -475,7 +521,7 @@ def triage_case(case: Case, *, acting_user, trigger: str, facts: Mapping[str, An
                                  deadline=date.fromisoformat(result.deadline.date) if result.deadline else None,
                                  deadline_description=result.deadline.description[:200] if result.deadline else None,
                                  trigger=trigger, created_by_id=getattr(acting_user, "id", None))
-    triage_record.grounds = _grounds_blob(result)
+    triage_record.grounds = grounds_blob(result)
     triage_record.facts = facts
     db.session.add(triage_record)
 
@@ -510,7 +556,7 @@ def retriage_if_facts_changed(case: Case, *, acting_user, trigger: str = "facts_
     from the facts of its latest triage. Reference-data facts are left out of the comparison:
     they follow the nationality, and a change of reference data alone is for a re-triage run.
     Returns the new record, or None when nothing that matters changed."""
-    state = _writable_state()
+    state = writable_state()
     previous = latest_record(case.id) if case.triaged_at is not None else None
     facts = facts_of_case(case, state)
     if previous is None:
@@ -585,7 +631,7 @@ def override_track(case_id: str, track: str, reason: str, *, acting_user) -> Tra
     kept across re-triage until withdrawn. Audited TRACK_OVERRIDDEN (old, new, reason); commits."""
     _require(acting_user, Permission.TRIAGE_OVERRIDE)
     case = scoped_case(case_id, acting_user)
-    state = _writable_state()
+    state = writable_state()
     reason = (reason or "").strip()
     errors: dict[str, list[str]] = {}
     if state.active.track(track) is None:
@@ -816,7 +862,7 @@ def update_settings(values: Mapping[str, Any], *, acting_user, reset: tuple[str,
     saved. ``reset`` names settings to return to the ruleset's default. Audited SETTINGS_CHANGED
     with old and new values (only actual changes); commits. Returns the changes."""
     _require(acting_user, Permission.SETTINGS_MANAGE)
-    state = _writable_state()
+    state = writable_state()
     specs = state.active.context_specs
     errors: dict[str, list[str]] = {}
     for name in [*values, *reset]:
@@ -1389,7 +1435,7 @@ def retriage_open_cases(*, acting_user=None, batch_size: int = 500,
     usual CASE_TRIAGED / TRACK_CHANGED events (trigger "ruleset"). Overrides are kept."""
     _require(acting_user, Permission.REFERENCE_DATA_EDIT)
     report, last_id = RetriageReport(), ""
-    _writable_state()
+    writable_state()
     db.session.commit()
     while True:
         ids = db.session.scalars(_open_cases(select(Case.id)).where(Case.id > last_id)
