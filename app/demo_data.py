@@ -455,7 +455,7 @@ def generate_caseload(count: int, *, seed: int, office_codes: Sequence[str] | No
     now = now or datetime.now(UTC)
     report = GenerationReport(seed=seed)
     report.rates_imported = _ensure_recognition_rates()
-    state = triage_services._writable_state()  # stores and activates the shipped ruleset if needed
+    state = triage_services.writable_state()  # stores and activates the shipped ruleset if needed
     db.session.commit()
     offices = _load_offices(office_codes or [code for code, _ in DEMO_OFFICES])
     report.staff_created = _ensure_staff(offices, count, seed)
@@ -961,7 +961,7 @@ def _triage(world: _World, line: _Timeline, case: dict, payload: dict, actor: _S
     line.batch.add("triage_record", {
         "id": record_id, "case_id": case["id"], "ruleset_label": world.label, "track": result.track,
         "deadline": deadline, "deadline_description": result.deadline.description[:200] if result.deadline else None,
-        "trigger": trigger, "grounds": _Json(triage_services._grounds_blob(result)), "facts": _Json(facts),
+        "trigger": trigger, "grounds": _Json(triage_services.grounds_blob(result)), "facts": _Json(facts),
         "created_at": when, "created_by_id": actor.id if actor else None})
     old_track = case["track"]
     case.update(track=result.track, statutory_deadline=deadline,
