@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyotp
@@ -19,7 +21,7 @@ import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, event, select, text
 
 from app import create_app
 from app.auth.models import Office, User
@@ -53,6 +55,22 @@ POSTGRES_URL = _database_for_this_worker(os.environ.get("TEST_DATABASE_URL"))
 STRONG_PASSWORD = "correct horse battery staple glacier"
 CSRF_PATTERN = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 KEEP_ON_RESET = {"alembic_version", "crypto_key", "audit_chain_head"}
+
+
+@contextmanager
+def captured_statements() -> Iterator[list[str]]:
+    """The SQL statements sent to the database inside the block, in order (for tests of how
+    many queries a page or service costs; never of how long they take)."""
+    seen: list[str] = []
+
+    def keep(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
 
 
 class FreshGlobalsClient(FlaskClient):

@@ -17,6 +17,7 @@ from app.audit.codes import EventCode
 from app.audit.models import AuditEvent
 from app.decisions.models import Decision, Interview
 from app.extensions import db
+from conftest import captured_statements
 from integration.test_decisions_support import (approve_all, assign, events, fresh, interview, later, letters_of,
                                                 person, register, to_under_review)
 
@@ -328,21 +329,12 @@ def test_late_appeal_is_flagged_on_the_page(app, make_user, signed_in):
 def test_workspace_renders_without_reloading_what_it_read(assigned_case):
     """The workspace commits its RECORD_VIEWED event before the page renders: the interviews and
     decisions it read are rendered as read, not reloaded one query each."""
-    from sqlalchemy import event
-
     browser, caseworker, case = assigned_case
     for _ in range(3):
         interview(case.id, caseworker)
     page = url(case)
     browser.get(page)
-    seen = []
-
-    def keep(conn, cursor, statement, *args):
-        seen.append(statement)
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
+    with captured_statements() as seen:
         assert browser.get(page).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
     reloads = [s for s in seen if re.search(r"WHERE (interview|decision|person)\.id = ", s)]
     assert reloads == []

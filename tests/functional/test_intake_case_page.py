@@ -13,6 +13,7 @@ from app.audit.models import AuditEvent
 from app.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 from app.extensions import db
 from app.intake.models import Case
+from conftest import captured_statements
 from test_intake_support import single, text_of
 
 STATEMENT = "Detained for three weeks after the demonstration."
@@ -136,25 +137,11 @@ def test_case_history_is_read_in_one_query(signed_in, case):
     """The case page reads its eleven-event history in one query: the service commits the
     RECORD_VIEWED event before the page renders, and event entities it had loaded would each be
     reloaded with a query of their own."""
-    from sqlalchemy import event
-
     browser, _user = signed_in("caseworker")
     page = f"/cases/{case.id}"  # read once: the fixture's entity reloads after each commit
-
-    def statements_of_one_view() -> list[str]:
-        seen = []
-
-        def keep(conn, cursor, statement, *args):
-            seen.append(statement)
-        event.listen(db.engine, "before_cursor_execute", keep)
-        try:
-            assert browser.get(page).status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", keep)
-        return seen
-
-    browser.get(page)  # the first page after sign-in also settles the session
-    for _ in range(10):
+    for _ in range(11):
         browser.get(page)
-    history_reads = [s for s in statements_of_one_view() if "FROM audit_event" in s]
+    with captured_statements() as seen:
+        assert browser.get(page).status_code == 200
+    history_reads = [s for s in seen if "FROM audit_event" in s]
     assert len(history_reads) == 1

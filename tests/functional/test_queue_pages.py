@@ -11,13 +11,14 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.audit.codes import EventCode
 from app.audit.models import AuditEvent
 from app.db_types import utcnow
 from app.extensions import db
 from app.intake.models import Case
+from conftest import captured_statements
 
 _numbers = itertools.count(1)
 CASE_LINK = re.compile(r'href="/cases/[0-9a-f]{32}"')
@@ -317,16 +318,8 @@ def test_anonymous_visitors_are_sent_to_sign_in(app):
 # -- no N+1 ----------------------------------------------------------------------------------------------
 
 def statements_for(app, browser, path: str) -> int:
-    counted = []
-
-    def count(_conn, _cursor, statement, *_args):
-        counted.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with captured_statements() as counted:
         assert browser.get(path).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     # The page's own statements: not transaction control, not the session store's bookkeeping
     # (it writes last_seen_at now and then, whatever the page).
     return len([s for s in counted if not s.lstrip().upper().startswith(("BEGIN", "PRAGMA"))

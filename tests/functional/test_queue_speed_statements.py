@@ -8,12 +8,12 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app.db_types import utcnow
 from app.extensions import db
 from app.intake.models import Case
 from app.triage import queues
+from conftest import captured_statements
 
 _numbers = itertools.count(1)
 CASE_LINK = re.compile(r'href="/cases/[0-9a-f]{32}"')
@@ -23,16 +23,9 @@ SIGN_IN = re.compile(r"SELECT user_account\.id AS user_account_id, .* WHERE user
 def page_statements(browser, path: str) -> tuple[list[str], str]:
     """(the page's own statements, the page): without transaction control and the session store's
     bookkeeping and the user's sign-in, which every page has whatever it shows."""
-    seen: list[str] = []
-
-    def keep(_conn, _cursor, statement, *_args):
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
+    with captured_statements() as captured:
         response = browser.get(path)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
+    seen = [" ".join(statement.split()) for statement in captured]
     assert response.status_code == 200, path
     # The signed-in user's row is read or not depending on whether the session store's own
     # bookkeeping committed (and so expired it) since the last request: not the page's doing.
