@@ -73,6 +73,28 @@ def timed_each(operation, items) -> tuple[float, list[float]]:
     return time.perf_counter() - started, samples
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Throughput (operations/s) and p95 latency (ms) of ours against the baseline."""
+    our_rate: float
+    bare_rate: float
+    our_p95_ms: float
+    bare_p95_ms: float
+
+
+def interleaved(ours, our_items, bare, bare_items) -> Comparison:
+    """Time ``bare`` then ``ours`` over the first halves of their items, then again over the
+    second halves, so drift on a shared machine hits both sides alike."""
+    half = len(our_items) // 2
+    b1, bare_samples1 = timed_each(bare, bare_items[:half])
+    o1, our_samples1 = timed_each(ours, our_items[:half])
+    b2, bare_samples2 = timed_each(bare, bare_items[half:])
+    o2, our_samples2 = timed_each(ours, our_items[half:])
+    return Comparison(len(our_items) / (o1 + o2), len(bare_items) / (b1 + b2),
+                      percentile(our_samples1 + our_samples2, 0.95) * 1000,
+                      percentile(bare_samples1 + bare_samples2, 0.95) * 1000)
+
+
 # -- registration payloads --------------------------------------------------------------------------
 
 def _pools():

@@ -19,8 +19,7 @@ adds the same case and person rows through the ORM and commits, then redirects.
 
 from __future__ import annotations
 
-from bench.common import (PASSWORD, Context, Row, bare_case_rows, payloads, percentile, registrar_of, timed_each,
-                          verdict)
+from bench.common import PASSWORD, Context, Row, bare_case_rows, interleaved, payloads, registrar_of, verdict
 
 THROUGHPUT_TARGET = 0.50  # >= 50% of the bare ORM insert throughput
 P95_TARGET = 2.0          # p95 <= 2x the bare insert's p95
@@ -68,17 +67,11 @@ def run(context: Context) -> list[Row]:
             register(payload)
         for payload in warm[10:]:
             bare_insert(payload)
-        # Interleaved halves, so drift on the machine hits both sides alike.
-        half = count // 2
-        b1, bare_samples1 = timed_each(bare_insert, bare[:half])
-        o1, our_samples1 = timed_each(register, ours[:half])
-        b2, bare_samples2 = timed_each(bare_insert, bare[half:])
-        o2, our_samples2 = timed_each(register, ours[half:])
+        measured = interleaved(register, ours, bare_insert, bare)
         db.session.remove()
     http_rows = run_http(context, count)
-    our_rate, bare_rate = count / (o1 + o2), count / (b1 + b2)
-    our_p95 = percentile(our_samples1 + our_samples2, 0.95) * 1000
-    bare_p95 = percentile(bare_samples1 + bare_samples2, 0.95) * 1000
+    our_rate, bare_rate = measured.our_rate, measured.bare_rate
+    our_p95, bare_p95 = measured.our_p95_ms, measured.bare_p95_ms
     people = sum(len(p["persons"]) for p in ours)
     ratio = our_rate / bare_rate
     sanity_rate = SANITY_RATE.get(context.dialect)
@@ -166,14 +159,9 @@ def run_http(context: Context, count: int) -> list[Row]:
         register(payload)
     for payload in warm[10:]:
         bare_insert(payload)
-    half = count // 2
-    b1, bare_samples1 = timed_each(bare_insert, bare[:half])
-    o1, our_samples1 = timed_each(register, ours[:half])
-    b2, bare_samples2 = timed_each(bare_insert, bare[half:])
-    o2, our_samples2 = timed_each(register, ours[half:])
-    our_rate, bare_rate = count / (o1 + o2), count / (b1 + b2)
-    our_p95 = percentile(our_samples1 + our_samples2, 0.95) * 1000
-    bare_p95 = percentile(bare_samples1 + bare_samples2, 0.95) * 1000
+    measured = interleaved(register, ours, bare_insert, bare)
+    our_rate, bare_rate = measured.our_rate, measured.bare_rate
+    our_p95, bare_p95 = measured.our_p95_ms, measured.bare_p95_ms
     ratio = our_rate / bare_rate
     sanity_rate = SANITY_RATE.get(context.dialect)
     return [
