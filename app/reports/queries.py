@@ -42,7 +42,9 @@ need: they select columns, never entities.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
@@ -357,8 +359,32 @@ def _params(f: ReportFilters) -> dict:
             **{f"m{n}": _months_before(f.as_of, n) for n in (1, 3, 6, 12)}}
 
 
+_snapshot: ContextVar = ContextVar("report_snapshot", default=None)
+
+
+@contextmanager
+def read_only_snapshot() -> Iterator[None]:
+    """Run every report query inside the block on one read-only connection: one transaction, so
+    the sections agree with each other, and on SQLite a deferred BEGIN (app/database.py), so a
+    report reads beside the writers instead of holding the write lock for its whole length (the
+    dashboard took 0.5-2 s of it under the W10 mixed load). Nested blocks share the outer one."""
+    if _snapshot.get() is not None:
+        yield
+        return
+    with db.engine.connect().execution_options(read_only=True) as connection:
+        token = _snapshot.set(connection)
+        try:
+            yield
+        finally:
+            _snapshot.reset(token)
+
+
 def _rows(stmt, f: ReportFilters) -> Sequence:
-    return db.session.connection().execute(stmt, _params(f)).all()
+    connection = _snapshot.get()
+    if connection is None:
+        with read_only_snapshot():
+            return _rows(stmt, f)
+    return connection.execute(stmt, _params(f)).all()
 
 
 def _as_date(value) -> date:
@@ -860,12 +886,13 @@ def dashboard(f: ReportFilters, *, caseworkers: bool = True) -> Dashboard:
     """Every dashboard section, each one SQL aggregate (or two), in one read-only transaction.
     ``caseworkers=False`` leaves the per-caseworker sections (workload, throughput) out as None:
     the PDF summary does not show them (the listing does), so it does not pay for them."""
-    times, limits = _times_and_limits(f)
-    return Dashboard(filters=f, backlog=backlog(f), ageing=ageing(f), flow=weekly_flow(f),
-                     decision_times=times, within_limit=limits, deadlines=deadlines(f),
-                     workload=workload(f) if caseworkers else None,
-                     throughput=throughput(f) if caseworkers else None, recognition=recognition(f),
-                     late_registrations=late_registrations(f))
+    with read_only_snapshot():
+        times, limits = _times_and_limits(f)
+        return Dashboard(filters=f, backlog=backlog(f), ageing=ageing(f), flow=weekly_flow(f),
+                         decision_times=times, within_limit=limits, deadlines=deadlines(f),
+                         workload=workload(f) if caseworkers else None,
+                         throughput=throughput(f) if caseworkers else None, recognition=recognition(f),
+                         late_registrations=late_registrations(f))
 
 
 def distinct_tracks(office_id: int | None) -> list[str]:

@@ -389,3 +389,16 @@ def test_migration_freezes_the_current_pending_statuses():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.NOT_PENDING_STATUSES == queries.NOT_PENDING_STATUSES
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")),
+                    reason="SQLite's write lock; PostgreSQL readers never wait for writers")
+def test_the_dashboard_reads_while_another_connection_holds_the_write_lock(world, office):
+    """On SQLite the dashboard runs in one deferred (read-only) transaction: it answers, with the
+    same figures, while another connection holds BEGIN IMMEDIATE, instead of queueing behind it
+    for the write lock until the busy timeout."""
+    expected = queries.dashboard(hq(office)).backlog
+    db.session.remove()
+    with db.engine.connect() as writer:  # app/database.py: BEGIN IMMEDIATE, the write lock
+        writer.execute(select(Case.id).limit(1)).all()
+        assert queries.dashboard(hq(office)).backlog == expected
