@@ -2,33 +2,17 @@
 on the workspace, they work, refusals come back as messages next to the form (never a 500), and
 an unfit applicant's case says that further information must be allowed."""
 
+# ruff: noqa: F811 (the assigned_case fixture of test_decision_pages, imported, is a parameter here)
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 
 from app.audit.codes import EventCode
 from app.decisions.models import Interview
 from app.extensions import db
-from integration.test_decisions_support import assign, events, fresh, interview, person, register
-
-
-def url(case) -> str:
-    return f"/decisions/case/{case.id}"
-
-
-def version_of(case) -> str:
-    return str(fresh(case.id).version)
-
-
-@pytest.fixture
-def assigned_case(app, make_user, signed_in):
-    """A case assigned to a signed-in caseworker: (browser, caseworker, case)."""
-    browser, caseworker = signed_in("caseworker")
-    case = register(make_user("registration_officer"), person("Haddad", "Rania"))
-    assign(case.id, caseworker)
-    return browser, caseworker, case
+from functional.test_decision_pages import assigned_case, url, version_of  # noqa: F401
+from integration.test_decisions_support import assign, events, fresh, interview, register
 
 
 def cancel(browser, case, slot, **fields):
