@@ -170,6 +170,11 @@ def _case_id_of(loader) -> str:
         abort(404)
 
 
+def _interview_case_id(interview_id: str) -> str:
+    """The case of an interview the user may reach (404 otherwise)."""
+    return _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+
+
 @bp.route("/case/<case_id>")
 @requires(Permission.QUEUE_WORK, Permission.CASE_VIEW_SPECIAL_CATEGORY)
 def workspace(case_id: str):
@@ -225,7 +230,7 @@ def schedule_interview(case_id: str):
 @bp.route("/interviews/<interview_id>/record", methods=["POST"])
 @requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
 def record_interview(interview_id: str):
-    case_id = _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+    case_id = _interview_case_id(interview_id)
     form = RecordInterviewForm(prefix=f"record-{interview_id}")
 
     def act(f):
@@ -238,7 +243,7 @@ def record_interview(interview_id: str):
 @bp.route("/interviews/<interview_id>/cancel", methods=["POST"])
 @requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
 def cancel_interview(interview_id: str):
-    case_id = _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+    case_id = _interview_case_id(interview_id)
     form = CancelInterviewForm(prefix=f"cancel-{interview_id}")
 
     def act(f):
@@ -252,7 +257,7 @@ def cancel_interview(interview_id: str):
 @bp.route("/interviews/<interview_id>/reschedule", methods=["POST"])
 @requires(Permission.QUEUE_WORK, Permission.CASE_EDIT)
 def reschedule_interview(interview_id: str):
-    case_id = _case_id_of(lambda: services.case_id_of("interview", interview_id, acting_user=_acting()))
+    case_id = _interview_case_id(interview_id)
     form = RescheduleForm(prefix=f"reschedule-{interview_id}")
 
     def act(f):
