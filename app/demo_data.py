@@ -51,7 +51,6 @@ import multiprocessing
 import operator
 import os
 import random
-import struct
 import time as clock
 import zlib
 from array import array
@@ -68,6 +67,7 @@ from flask import current_app
 from sqlalchemy import JSON, Date, func, select, update
 
 from app import crypto
+from app.audit import chain
 from app.audit.chain import event_hash
 from app.audit.codes import EventCode
 from app.audit.models import AuditChainHead, AuditEvent
@@ -1786,9 +1786,9 @@ def _sqlite_datetime(value: datetime) -> str:
 # constant prefix, the fields that vary, one SHA-256 per event, about three times faster than the
 # general function. Each batch's first event is also hashed with chain.event_hash and compared,
 # so a change there stops generation instead of writing a chain that does not verify.
-_LEN = struct.Struct(">I").pack
-_NONE = b"\xff\xff\xff\xff"
-_DOMAIN = b"nansen-audit-v1"
+_LEN = chain.LENGTH.pack
+_NONE = chain.NULL_FIELD
+_DOMAIN = chain.DOMAIN
 _TIME_LEN = _LEN(27)  # "YYYY-MM-DDTHH:MM:SS.ffffffZ"
 _SUBJECT_TYPE = _LEN(4) + b"case"
 _OUTCOME_AND_NO_REQUEST = _LEN(7) + b"success" + _NONE + _NONE

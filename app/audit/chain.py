@@ -10,9 +10,10 @@ import hashlib
 import struct
 from datetime import datetime, UTC
 
-_LEN = struct.Struct(">I")
-_NONE = b"\xff\xff\xff\xff"
-_DOMAIN = b"nansen-audit-v1"
+# The encoding's three constants, public for the demo generator's specialised bulk hashing.
+LENGTH = struct.Struct(">I")  # the prefix of every present field
+NULL_FIELD = b"\xff\xff\xff\xff"  # an absent (None) field
+DOMAIN = b"nansen-audit-v1"  # the first bytes hashed, before the previous hash
 
 # The stored fields a hash covers, in hashing order (``seq`` is the primary key column name).
 CHAIN_FIELDS = ("seq", "occurred_at", "actor_id", "actor_role", "code", "subject_type", "subject_id",
@@ -29,9 +30,9 @@ def _timestamp(value: datetime) -> str:
 
 def _field(value) -> bytes:
     if value is None:
-        return _NONE
+        return NULL_FIELD
     raw = _raw(value)
-    return _LEN.pack(len(raw)) + raw
+    return LENGTH.pack(len(raw)) + raw
 
 
 def _raw(value) -> bytes:
@@ -47,8 +48,8 @@ def hash_fields(prev_hash: bytes, values) -> bytes:
 
     The loop special-cases the exact types rows carry (same bytes as ``_field``), because the
     verifier runs it once per event: a million times for a million events."""
-    parts = [_DOMAIN, bytes(prev_hash)]
-    append, pack = parts.append, _LEN.pack
+    parts = [DOMAIN, bytes(prev_hash)]
+    append, pack = parts.append, LENGTH.pack
     for value in values:
         kind = type(value)
         if kind is str:
@@ -58,7 +59,7 @@ def hash_fields(prev_hash: bytes, values) -> bytes:
         elif kind is bytes:
             raw = value
         elif value is None:
-            append(_NONE)
+            append(NULL_FIELD)
             continue
         else:
             raw = _raw(value)
