@@ -615,18 +615,13 @@ def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "s
     registration taking the same reference) rolls the whole batch back and is raised.
     (``prepare_claims`` then ``register_prepared``, in one go.)
     """
+    from app.triage.services import writable_state  # triage reads intake: imported late, no cycle
+
     _check_bulk_arguments(acting_user, on_duplicate)
-    state = None if dry_run else bulk_triage_state()
+    # Read once per batch; stores and activates the shipped ruleset on first use, as triage_case does.
+    state = None if dry_run else writable_state()
     return register_prepared(prepare_claims(payloads, triage_state=state), acting_user=acting_user,
                              on_duplicate=on_duplicate, legacy_ids=legacy_ids, labels=labels, dry_run=dry_run)
-
-
-def bulk_triage_state():
-    """The triage state ``prepare_claims`` needs: read once per batch (one read of the cache
-    token), and the shipped ruleset stored and activated on first use, as triage_case does."""
-    from app.triage import services as triage  # triage reads intake: imported late, no cycle
-
-    return triage.writable_state()
 
 
 def _check_bulk_arguments(acting_user, on_duplicate: str) -> None:
