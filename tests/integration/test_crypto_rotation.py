@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -109,7 +111,7 @@ def test_rotation_resumes(app, make_user, quick_settle):
     assert crypto.keyring().current_key_id == new_key and crypto.values_on_old_keys() == 0
 
 
-def test_rotation_waits_for_stale_writers(app, make_user, quick_settle):
+def test_rotation_waits_for_stale_writers(app, make_user, quick_settle, monkeypatch):
     """A value written with the previous key shortly after the rotation started (another
     process whose keyring had not refreshed yet) is still re-encrypted before the run ends."""
     user_id = make_user("caseworker").id
@@ -117,10 +119,18 @@ def test_rotation_waits_for_stale_writers(app, make_user, quick_settle):
     stale = crypto.Keyring(crypto.decode_kek(app.config["NANSEN_KEK"]), db.engine)
     stale._keys = crypto.keyring()._load()
     stale._keys.current_data_key_id = min(stale._keys.data_keys)  # still on the old key
-    timer = threading.Timer(0.15, lambda: _write_with(app, stale, user_id))
-    timer.start()
+    # The straggler writes while the run waits out the settling window: at its first pause, so
+    # the write lands inside the window however slowly a loaded machine runs a timer thread.
+    sleep, pauses = time.sleep, []
+
+    def pause(seconds):
+        if not pauses:
+            _write_with(app, stale, user_id)
+        pauses.append(seconds)
+        sleep(seconds)
+    monkeypatch.setattr(admin_services, "time", SimpleNamespace(sleep=pause))
     total = admin_services.reencrypt_old_values()
-    timer.join()
+    assert pauses  # the run did wait for stragglers
     assert total == 1 and crypto.values_on_old_keys() == 0
 
 
