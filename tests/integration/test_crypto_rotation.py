@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -119,15 +119,16 @@ def test_rotation_waits_for_stale_writers(app, make_user, quick_settle, monkeypa
     stale = crypto.Keyring(crypto.decode_kek(app.config["NANSEN_KEK"]), db.engine)
     stale._keys = crypto.keyring()._load()
     stale._keys.current_data_key_id = min(stale._keys.data_keys)  # still on the old key
-    # The straggler writes while the run waits out the settling window: at its first pause, so
-    # the write lands inside the window however slowly a loaded machine runs a timer thread.
-    sleep, pauses = time.sleep, []
+    # The run's clock only moves when it pauses, and the straggler writes at its first pause: the
+    # write lands inside the settling window by construction, however slowly a loaded machine runs.
+    now, pauses = [admin_services._newest_data_key_created_at()], []
 
     def pause(seconds):
         if not pauses:
             _write_with(app, stale, user_id)
         pauses.append(seconds)
-        sleep(seconds)
+        now[0] += timedelta(seconds=seconds)
+    monkeypatch.setattr(admin_services, "utcnow", lambda: now[0])
     monkeypatch.setattr(admin_services, "time", SimpleNamespace(sleep=pause))
     total = admin_services.reencrypt_old_values()
     assert pauses  # the run did wait for stragglers
