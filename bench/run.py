@@ -6,13 +6,21 @@ database kind; a run replaces its own kind's table and keeps the other's).
     .venv/bin/python bench/run.py [--database sqlite|postgresql] [--database-url URL] [--cases 10000]
                                   [--only W1,W4,...] [--generator demo|reports] [--w2-claims N] [--no-write]
                                   [--w10-seconds 600] [--w10-clients N] [--scratch nansen_bench_x]
-                                  [--section postgresql-1m]
+                                  [--section postgresql-1m] [--reuse]
 
 SQLite: a file in a temporary directory. PostgreSQL: ``--database-url`` names the server (default
 postgresql+psycopg://postgres@127.0.0.1:5432/postgres); a scratch database ``nansen_bench`` is
 created on it and dropped at the end (never the shared ``test`` database; ``--scratch`` names another,
 so two runs can share a server). ``--section`` writes the table under another heading than the
 database kind, e.g. a million-case run beside the quick one.
+
+``--reuse`` keeps the filled database for the next run instead of dropping it, and uses it when it
+is already there (migrated to the current head first; its cases are counted, not generated): a
+million-case caseload takes an hour or more to generate on a loaded 2-core machine, so it is made
+once and measured many times. PostgreSQL: the ``--scratch`` database; SQLite: the file
+``instance/bench/<scratch>.db``. The workloads that write (W1, W2, W5, W10) add their cases to it,
+a few thousand per run. Every run uses the testing configuration's fixed key, so the kept data
+stays readable.
 
 Fill: ``app.demo_data.generate_caseload`` (realistic cases, people, decisions and a valid audit
 chain; the default), or ``--generator reports``: the bulk builder of bench/bench_reports.py
@@ -49,10 +57,16 @@ DOC = ROOT / "docs" / "performance.md"
 
 # -- the database ----------------------------------------------------------------------------------
 
-def prepare(kind: str, server_url: str | None, workdir: Path, scratch: str = SCRATCH):
-    """(url, drop) of a fresh, empty database (on PostgreSQL, ``scratch`` on the server)."""
+def prepare(kind: str, server_url: str | None, workdir: Path, scratch: str = SCRATCH, reuse: bool = False):
+    """(url, drop, existing) of the run's database: a fresh, empty one (on PostgreSQL, ``scratch``
+    on the server), or with ``reuse`` the kept one when it exists (``existing`` True; ``drop`` then
+    keeps it)."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", lambda: None
+        if not reuse:
+            return f"sqlite:///{workdir / 'bench.db'}", lambda: None, False
+        path = ROOT / "instance" / "bench" / f"{scratch}.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}", lambda: None, path.exists() and path.stat().st_size > 0
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -60,7 +74,13 @@ def prepare(kind: str, server_url: str | None, workdir: Path, scratch: str = SCR
     if server.database == "test":
         server = server.set(database="postgres")  # connect there; the scratch database is made beside it
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    url = server.set(database=scratch).render_as_string(hide_password=False)
     with admin.connect() as conn:
+        existing = bool(conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                     {"name": scratch}).scalar())
+        if reuse and existing:
+            admin.dispose()
+            return url, lambda: None, True
         conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{scratch}"'))
 
@@ -68,7 +88,7 @@ def prepare(kind: str, server_url: str | None, workdir: Path, scratch: str = SCR
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
-    return server.set(database=scratch).render_as_string(hide_password=False), drop
+    return url, (lambda: admin.dispose()) if reuse else drop, False
 
 
 def app_factory(url: str, workdir: Path):
@@ -84,6 +104,29 @@ def app_factory(url: str, workdir: Path):
     return make
 
 
+def reuse_existing(context: Context) -> None:
+    """Bring a kept database to the current migration head and count what it holds (the run's
+    ``cases`` become that count)."""
+    from sqlalchemy import func, select
+
+    from app.audit.models import AuditEvent
+    from app.decisions.models import Decision
+    from app.extensions import db
+    from app.intake.models import Case, Person
+    from tests.conftest import migrate_and_initialise
+
+    started = time.perf_counter()
+    migrate_and_initialise(context.app)
+    with context.app.app_context():
+        count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
+        context.cases = count(Case)
+        context.info.update(people=count(Person), decisions=count(Decision), events=count(AuditEvent),
+                            fill="kept database reused (--reuse)")
+        db.session.remove()
+    analyse(context, vacuum=False)  # the kept database was vacuumed when it was filled
+    context.info["fill_s"] = time.perf_counter() - started
+
+
 def fill(context: Context, generator: str) -> None:
     from app.extensions import db
     from tests.conftest import migrate_and_initialise
@@ -93,7 +136,8 @@ def fill(context: Context, generator: str) -> None:
         import bench_reports
 
         counts = bench_reports.generate(context.app, context.cases, context.seed, context.today)
-        context.info.update(counts, fill="bench_reports bulk builder (COPY/executemany), no audit events")
+        context.info.update(counts, fill="generated by the bench_reports bulk builder (COPY/executemany), "
+                                         "no audit events")
     else:
         from app import demo_data
 
@@ -103,19 +147,27 @@ def fill(context: Context, generator: str) -> None:
             db.session.commit()
             report = demo_data.generate_caseload(context.cases, seed=context.seed)
             context.info.update(cases=report.cases, people=report.persons, decisions=report.decisions,
-                                events=report.events, fill="app.demo_data.generate_caseload")
+                                events=report.events, fill="generated by app.demo_data.generate_caseload")
             db.session.remove()
+    analyse(context)
+    context.info["fill_s"] = time.perf_counter() - started
+
+
+def analyse(context: Context, *, vacuum: bool = True) -> None:
+    """Fresh planner statistics, as after any bulk load (PostgreSQL: and a vacuum, so the
+    visibility map lets index-only scans skip the table)."""
+    from app.extensions import db
+
     with context.app.app_context():
         from sqlalchemy import text
 
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))
+                conn.execute(text("VACUUM ANALYZE" if vacuum else "ANALYZE"))
         else:
             db.session.execute(text("ANALYZE"))
             db.session.commit()
         db.session.remove()
-    context.info["fill_s"] = time.perf_counter() - started
 
 
 # -- adapters of the existing benches --------------------------------------------------------------
@@ -298,7 +350,7 @@ def machine(context: Context, pg_version: str | None) -> list[str]:
             f"- Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
             f"PostgreSQL {pg_version or 'not used'}",
             f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; database: {context.dialect}; "
-            f"{context.cases:,} cases generated ({context.info.get('fill', '')}, "
+            f"{context.cases:,} cases ({context.info.get('fill', '')}, "
             f"{context.info.get('fill_s', 0):.0f} s; {context.info.get('events', 0):,} audit events)"]
 
 
@@ -355,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", default=SCRATCH,
                         help=f"PostgreSQL scratch database, made and dropped by the run (default {SCRATCH}); "
                              "give each concurrent run its own")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the filled database for later runs, and use the kept one when there is "
+                             "one (see above)")
     parser.add_argument("--section",
                         help="docs/performance.md section this run replaces (default: the database kind), "
                              "e.g. postgresql-1m to keep a million-case run beside the 10k one")
@@ -375,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="nansen-bench-") as tmp:
         workdir = Path(tmp)
-        url, drop = prepare(args.database, args.database_url, workdir, args.scratch)
+        url, drop, existing = prepare(args.database, args.database_url, workdir, args.scratch, args.reuse)
         pg_version = None
         try:
             make_app = app_factory(url, workdir)
@@ -385,9 +440,16 @@ def main(argv: list[str] | None = None) -> int:
                               quick=args.cases < 100_000,
                               info={"w2_claims": args.w2_claims, "w10_seconds": args.w10_seconds,
                                     "w10_clients": args.w10_clients})
-            print(f"filling {args.cases:,} cases on {args.database} ({args.generator} generator)...", flush=True)
-            fill(context, args.generator)
-            print(f"filled in {context.info['fill_s']:.1f} s", flush=True)
+            if existing:
+                print(f"reusing the kept {args.scratch} on {args.database}...", flush=True)
+                reuse_existing(context)
+                context.quick = context.cases < 100_000
+                print(f"{context.cases:,} cases, migrated in {context.info['fill_s']:.1f} s", flush=True)
+            else:
+                print(f"filling {args.cases:,} cases on {args.database} ({args.generator} generator)...",
+                      flush=True)
+                fill(context, args.generator)
+                print(f"filled in {context.info['fill_s']:.1f} s", flush=True)
             if args.database == "postgresql":
                 from sqlalchemy import text
 
