@@ -1113,7 +1113,8 @@ def _examine(world: _World, rng: random.Random, line: _Timeline, batch: _Batch, 
     decisions = []
     for person in persons:
         decision = batch.add("decision", {
-            "id": batch.new_id(), "case_id": case["id"], "person_id": person["id"], "corrects_decision_id": None,
+            "id": batch.new_id(), "case_id": case["id"], "person_id": person["id"], "office_id": case["office_id"],
+            "corrects_decision_id": None,
             "round": 1, "status": "draft", "outcome": outcome, "legal_basis": LEGAL_BASIS[outcome],
             "reasons": _Text(_reasons(outcome, origin)), "drafted_by_id": caseworker.id,
             "last_edited_by_id": caseworker.id, "submitted_at": None, "approved_by_id": None, "approved_at": None,

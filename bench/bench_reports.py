@@ -147,9 +147,9 @@ class Generator:
                     "statutory_deadline", "priority", "assigned_to_id")
     PERSON_COLUMNS = ("id", "case_id", "position", "is_principal", "nationalities", "stateless", "stat_sex",
                       "stat_age_group", "minor_at_application", "created_at", "version")
-    DECISION_COLUMNS = ("id", "case_id", "person_id", "round", "status", "outcome", "legal_basis", "drafted_by_id",
-                        "last_edited_by_id", "issued_by_id", "issued_at", "procedure_track", "created_at",
-                        "updated_at", "version", "corrects_decision_id")
+    DECISION_COLUMNS = ("id", "case_id", "person_id", "office_id", "round", "status", "outcome", "legal_basis",
+                        "drafted_by_id", "last_edited_by_id", "issued_by_id", "issued_at", "procedure_track",
+                        "created_at", "updated_at", "version", "corrects_decision_id")
 
     def __init__(self, seed: int, today: date, offices: list[tuple[int, int]], staff: dict[int, list[int]],
                  registrars: dict[int, int]):
@@ -236,13 +236,13 @@ class Generator:
                 for person in persons:
                     decision_id = self._id()
                     outcome = self._outcome(nationality)
-                    decisions.append((decision_id, case_id, person[0], 1, "issued", outcome, "[]", assigned, assigned,
-                                      assigned, issued, track, issued, issued, 1, None))
+                    decisions.append((decision_id, case_id, person[0], office, 1, "issued", outcome, "[]", assigned,
+                                      assigned, assigned, issued, track, issued, issued, 1, None))
                     if rng.random() < 0.005:  # a correction, a week later
                         fixed = issued + timedelta(days=7)
-                        decisions.append((self._id(), case_id, person[0], 1, "issued", self._outcome(nationality),
-                                          "[]", assigned, assigned, assigned, fixed, track, fixed, fixed, 1,
-                                          decision_id))
+                        decisions.append((self._id(), case_id, person[0], office, 1, "issued",
+                                          self._outcome(nationality), "[]", assigned, assigned, assigned, fixed,
+                                          track, fixed, fixed, 1, decision_id))
             else:
                 status = self.pending_status()
                 if status not in ("registered", "triaged"):

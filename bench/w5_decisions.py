@@ -122,7 +122,7 @@ def run(context: Context) -> list[Row]:
     app = context.make_app()
     with app.app_context():
         worker, targets = _setup(2 * count + 20 + RACES)
-        worker_id = worker.id
+        worker_id, office_id = worker.id, worker.office_id
         if len(targets) < 2 * count + 20 + RACES:
             return [Row("W5 decision recording", "", "", "", "", "not run",
                         f"only {len(targets)} cases without a decision in office {worker.office_id}")]
@@ -136,7 +136,8 @@ def run(context: Context) -> list[Row]:
 
         def bare_insert(target):
             case_id, person_id = target
-            db.session.add(Decision(case_id=case_id, person_id=person_id, round=1, drafted_by_id=worker_id,
+            db.session.add(Decision(case_id=case_id, person_id=person_id, office_id=office_id, round=1,
+                                    drafted_by_id=worker_id,
                                     last_edited_by_id=worker_id, status="draft", outcome="refugee_status",
                                     legal_basis=["QR-REFUGEE"]))
             db.session.commit()

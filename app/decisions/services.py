@@ -783,8 +783,8 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
         _rollback_and_raise(InvalidInput(errors))
     created = decision is None
     if created:
-        decision = Decision(case_id=case.id, person_id=person_id, round=round_, drafted_by_id=acting_user.id,
-                            status="draft")
+        decision = Decision(case_id=case.id, person_id=person_id, office_id=case.office_id, round=round_,
+                            drafted_by_id=acting_user.id, status="draft")
         db.session.add(decision)
     decision.outcome = outcome
     decision.legal_basis = basis
@@ -934,8 +934,8 @@ def start_correction(decision_id: str, *, acting_user, expected_version: int | N
         Decision.corrects_decision_id == original.id, Decision.status != "issued"))
     if pending:
         _rollback_and_raise(InvalidInput({"__all__": [_("A correction of this decision is already in progress.")]}))
-    correction = Decision(case_id=case.id, person_id=original.person_id, round=original.round,
-                          corrects_decision_id=original.id, drafted_by_id=acting_user.id,
+    correction = Decision(case_id=case.id, person_id=original.person_id, office_id=original.office_id,
+                          round=original.round, corrects_decision_id=original.id, drafted_by_id=acting_user.id,
                           last_edited_by_id=acting_user.id, status="draft", outcome=original.outcome,
                           legal_basis=list(original.legal_basis or []))
     correction.reasons = original.reasons

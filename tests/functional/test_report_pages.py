@@ -50,7 +50,8 @@ def add_case(office, registrar, n: int, *, track="regular", status="registered",
 
 
 def issue(case: Case, outcome: str, when: datetime, by) -> None:
-    db.session.add(Decision(case_id=case.id, person_id=case.persons[0].id, outcome=outcome, status="issued",
+    db.session.add(Decision(case_id=case.id, person_id=case.persons[0].id, office_id=case.office_id,
+                            outcome=outcome, status="issued",
                             issued_at=when, procedure_track=case.track, drafted_by_id=by.id,
                             last_edited_by_id=by.id, legal_basis=[]))
 

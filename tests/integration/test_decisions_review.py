@@ -191,6 +191,8 @@ def test_issued_decision_is_never_edited_and_a_correction_is_linked(app, make_us
     correction = services.start_correction(original.id, acting_user=caseworker)
     assert (correction.corrects_decision_id, correction.status, correction.reasons) == (
         original.id, "draft", "Original reasons.")
+    # Both carry the case's office, which the reports filter on (migration 0010).
+    assert original.office_id == correction.office_id == fresh(case.id).office_id is not None
     with pytest.raises(services.InvalidInput):
         services.start_correction(original.id, acting_user=caseworker)
     services.save_draft(case.id, acting_user=caseworker, person_id=correction.person_id, decision_id=correction.id,

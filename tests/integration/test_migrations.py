@@ -133,3 +133,49 @@ def test_audit_table_is_append_only_after_upgrade(migrated):
         with pytest.raises(Exception, match="append-only"):
             with db.engine.begin() as conn:
                 conn.execute(text(statement))
+
+
+def _insert_minimal(conn, table: str, **given) -> None:
+    """INSERT a row into ``table`` as the database stands (reflected, not the models): ``given``
+    values, and a placeholder for every other NOT NULL column without a default."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Boolean, Date, DateTime, Integer, MetaData, Table
+
+    reflected = Table(table, MetaData(), autoload_with=conn)
+    row = dict(given)
+    for column in reflected.columns:
+        if column.name in row or column.nullable or column.server_default is not None or column.autoincrement is True:
+            continue
+        kind = column.type
+        row[column.name] = (False if isinstance(kind, Boolean) else 1 if isinstance(kind, Integer)
+                            else datetime(2026, 1, 5, tzinfo=UTC).date() if isinstance(kind, Date)
+                            else datetime(2026, 1, 5, tzinfo=UTC) if isinstance(kind, DateTime)
+                            else "[]" if "JSON" in type(kind).__name__.upper() else "x")
+    conn.execute(reflected.insert().values(**row))
+
+
+def test_decisions_get_their_case_office_on_upgrade_to_0010(migrated):
+    """0010 fills the new decision.office_id from each decision's case, then makes it NOT NULL,
+    so decisions made before it count for their office in the reports."""
+    upgrade(revision="0009")
+    with db.engine.begin() as conn:
+        for office_id, code in ((1, "HQ"), (2, "NOR")):
+            _insert_minimal(conn, "office", id=office_id, code=code, name=code)
+        _insert_minimal(conn, "user_account", id=1, username="caseworker", office_id=1, role="caseworker")
+        for case_id, office_id in (("case-hq", 1), ("case-nor", 2)):
+            _insert_minimal(conn, "asylum_case", id=case_id, reference=case_id, office_id=office_id, version=1)
+            _insert_minimal(conn, "person", id=f"p-{case_id}", case_id=case_id, position=0, version=1)
+            _insert_minimal(conn, "decision", id=f"d-{case_id}", case_id=case_id, person_id=f"p-{case_id}",
+                            drafted_by_id=1, last_edited_by_id=1, status="issued", version=1,
+                            corrects_decision_id=None)
+    upgrade(revision="0010")
+    with db.engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT id, office_id FROM decision")).all())
+        column = next(c for c in inspect(conn).get_columns("decision") if c["name"] == "office_id")
+    assert found == {"d-case-hq": 1, "d-case-nor": 2}
+    assert column["nullable"] is False
+    downgrade(revision="0009")
+    with db.engine.connect() as conn:
+        assert "office_id" not in {c["name"] for c in inspect(conn).get_columns("decision")}
+        assert conn.execute(text("SELECT count(*) FROM decision")).scalar() == 2

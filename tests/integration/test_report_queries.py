@@ -68,7 +68,8 @@ class World:
     def decide(self, case: Case, *, outcome: str, issued: datetime | None, by, person: int = 0, round_: int = 1,
                corrects: Decision | None = None, status: str = "issued") -> Decision:
         person_row = sorted(case.persons, key=lambda p: p.position)[person]
-        decision = Decision(case_id=case.id, person_id=person_row.id, outcome=outcome, status=status,
+        decision = Decision(case_id=case.id, person_id=person_row.id, office_id=case.office_id, outcome=outcome,
+                            status=status,
                             issued_at=issued, procedure_track=case.track if status == "issued" else None,
                             drafted_by_id=by.id, last_edited_by_id=by.id, round=round_,
                             corrects_decision_id=corrects.id if corrects else None, legal_basis=["APR-39"])
@@ -335,6 +336,22 @@ def test_filters_by_track_nationality_and_office(world, office, other_office):
     # Alice is not of that office, but drafted one of its decisions: listed there with that work only.
     assert as_tuples(queries.workload(north)) == [("Alice Worker", 0, 0, 1, 0.125)]
     assert as_tuples(queries.throughput(north)) == [("Alice Worker", date(2026, 8, 10), 1)]
+
+
+def test_an_offices_decisions_are_found_without_reading_its_cases(world, office):
+    """Decisions carry their case's office (migration 0010): throughput and the outcome counts of
+    an office read the decision index alone, and join the cases only for a filter on the case's
+    track or nationality, with the same rows as before."""
+    from tests.conftest import captured_statements
+
+    for report in (queries.throughput, queries.recognition):
+        with captured_statements() as plain:
+            report(hq(office))
+        with captured_statements() as by_track:
+            narrowed = report(hq(office, track="regular"))
+        assert not any("asylum_case" in s for s in plain), report.__name__
+        assert any("asylum_case" in s for s in by_track), report.__name__
+        assert narrowed and len(narrowed) <= len(report(hq(office)))
 
 
 def test_reports_are_read_only_and_carry_no_identifiers(world, office):
