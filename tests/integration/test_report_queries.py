@@ -408,6 +408,31 @@ def test_migration_freezes_the_current_pending_statuses():
     assert module.NOT_PENDING_STATUSES == queries.NOT_PENDING_STATUSES
 
 
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"),
+                    reason="PostgreSQL's isolation levels (SQLite: one deferred transaction, tested below)")
+def test_the_dashboards_sections_read_one_postgresql_snapshot(world, office):
+    """On PostgreSQL the sections run in one REPEATABLE READ READ ONLY transaction: a decision
+    committed by another connection between two sections is seen by neither."""
+    from sqlalchemy import text
+
+    with queries.read_only_snapshot():
+        connection = queries._snapshot.get()
+        assert connection.execute(text("SHOW transaction_isolation")).scalar() == "repeatable read"
+        assert connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
+        before = queries.workload(hq(office))
+        with db.engine.begin() as other:  # another connection commits a decision drafted by Alice
+            other.execute(text("INSERT INTO decision (id, case_id, person_id, office_id, round, status, outcome, "
+                               "legal_basis, drafted_by_id, last_edited_by_id, issued_at, procedure_track, "
+                               "created_at, updated_at, version) SELECT 'late-decision', case_id, person_id, "
+                               "office_id, 1, 'issued', outcome, legal_basis, drafted_by_id, last_edited_by_id, "
+                               "issued_at, procedure_track, created_at, updated_at, 1 FROM decision "
+                               "WHERE status = 'issued' AND corrects_decision_id IS NULL AND office_id = :office "
+                               "ORDER BY issued_at DESC LIMIT 1"), {"office": office.id})
+        assert queries.workload(hq(office)) == before
+    after = {r.caseworker: r.decisions_issued for r in queries.workload(hq(office))}
+    assert sum(after.values()) == sum(r.decisions_issued for r in before) + 1
+
+
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")),
                     reason="SQLite's write lock; PostgreSQL readers never wait for writers")
 def test_the_dashboard_reads_while_another_connection_holds_the_write_lock(world, office):
