@@ -27,8 +27,10 @@ from wtforms import (BooleanField, FieldList, Form, FormField, HiddenField, Sele
                      StringField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, DateInput, EmailInput, ListWidget, TelInput, html_params
+from wtforms.widgets import ListWidget
 
+from app.intake import form_html
+from app.intake.form_html import DateInput, EmailInput, TelInput
 from app.intake.reference import country_choices, language_choices
 from app.intake.schemas import (AUTHENTICITY, CLAIM_GROUNDS, DECISIONS, DOCUMENT_TYPES, EURODAC_CATEGORIES,
                                 LOCATION_CONTEXTS, RELATIONSHIPS, STB_BASES, VULNERABILITY_CODES)
@@ -165,7 +167,7 @@ class ReferenceSelect:
     def __call__(self, field, **kwargs):
         kwargs.setdefault("id", field.id)
         selected = field.data if isinstance(field.data, str) else None
-        html = [f"<select {html_params(name=field.name, **kwargs)}>"]
+        html = [f"<select {form_html.attributes(name=field.name, **kwargs)}>"]
         for code, option in _rendered_options(_reference(self.kind)):
             html.append(option.replace("<option ", "<option selected ", 1) if code == selected else option)
         html.append("</select>")
@@ -182,7 +184,8 @@ def language(label, **kwargs) -> SelectField:
 
 
 def coded(label, labels: dict, blank=None, **kwargs) -> SelectField:
-    return SelectField(label, choices=_coded(labels, blank), validate_choice=False, **kwargs)
+    return SelectField(label, choices=_coded(labels, blank), validate_choice=False, widget=form_html.Select(),
+                       **kwargs)
 
 
 class TriState(SelectField):
@@ -190,14 +193,22 @@ class TriState(SelectField):
 
 
 def tristate(label, **kwargs) -> TriState:
-    return TriState(label, choices=_coded(TRISTATE_LABELS, _l("Not known")), validate_choice=False, **kwargs)
+    return TriState(label, choices=_coded(TRISTATE_LABELS, _l("Not known")), validate_choice=False,
+                    widget=form_html.Select(), **kwargs)
 
 
 class CheckboxGroup(SelectMultipleField):
-    """A group of checkboxes (vulnerability codes, claim grounds), shown as a fieldset."""
+    """A group of checkboxes (vulnerability codes, claim grounds), shown as a fieldset by
+    ``form_html.group`` (the templates' ``m.group``)."""
 
     widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
+    option_widget = form_html.CheckboxInput()
+
+
+class Flag(BooleanField):
+    """A single checkbox."""
+
+    widget = form_html.CheckboxInput()
 
 
 def checkboxes(label, labels: dict, **kwargs) -> CheckboxGroup:
@@ -205,11 +216,13 @@ def checkboxes(label, labels: dict, **kwargs) -> CheckboxGroup:
 
 
 def text(label, **kwargs) -> StringField:
+    kwargs.setdefault("widget", form_html.TextInput())
     return StringField(label, filters=[clean_text], **kwargs)
 
 
 def long_text(label, rows: int = 4, **kwargs) -> TextAreaField:
-    return TextAreaField(label, filters=[clean_text], render_kw={"rows": rows, "dir": "auto"}, **kwargs)
+    return TextAreaField(label, filters=[clean_text], render_kw={"rows": rows, "dir": "auto"},
+                         widget=form_html.TextArea(), **kwargs)
 
 
 def date_field(label, **kwargs) -> StringField:
@@ -228,7 +241,7 @@ class ArrivalForm(Form):
     transit_countries = FieldList(country(_l("Transit country")), label=_l("Transit countries"), min_entries=3,
                                   max_entries=30)
     irregular_entry_date = date_field(_l("Date of irregular entry"))
-    presented_without_delay = BooleanField(_l("Presented themselves to the authorities without delay"),
+    presented_without_delay = Flag(_l("Presented themselves to the authorities without delay"),
                                            default=True)
 
 
@@ -245,14 +258,14 @@ class BirthForm(Form):
                                description=_l("YYYY-MM-DD. If only the year is known, enter 1 January "
                                               "and choose the precision below."))
     precision = coded(_l("Precision of the date of birth"), PRECISION_LABELS, default="day")
-    estimated = BooleanField(_l("The date of birth is estimated"))
+    estimated = Flag(_l("The date of birth is estimated"))
     place_of_birth = text(_l("Place of birth"))
     sex = coded(_l("Sex"), SEX_LABELS, blank=_l("— choose —"))
 
 
 class NationalityForm(Form):
     nationalities = FieldList(country(_l("Nationality")), label=_l("Nationalities"), min_entries=2, max_entries=5)
-    stateless = BooleanField(_l("Stateless"))
+    stateless = Flag(_l("Stateless"))
     former_habitual_residence = country(_l("Country of former habitual residence"),
                                         description=_l("Required for a stateless person."))
 
@@ -261,7 +274,7 @@ class LanguageForm(Form):
     languages = FieldList(language(_l("Language spoken")), label=_l("Languages spoken"), min_entries=3,
                           max_entries=10)
     preferred_language = language(_l("Preferred language for the procedure"))
-    interpreter_needed = BooleanField(_l("An interpreter is needed"))
+    interpreter_needed = Flag(_l("An interpreter is needed"))
     interpreter_gender = coded(_l("Interpreter gender preference"), INTERPRETER_GENDER_LABELS, default="any")
 
 
@@ -278,7 +291,7 @@ class DocumentForm(Form):
     issuing_country = country(_l("Issuing country"))
     valid_until = date_field(_l("Valid until"))
     authenticity = coded(_l("Authenticity"), AUTHENTICITY_LABELS, default="not_assessed")
-    withheld = BooleanField(_l("The document is withheld by the authorities"))
+    withheld = Flag(_l("The document is withheld by the authorities"))
 
 
 class EurodacHitForm(Form):
@@ -291,34 +304,34 @@ class BiometricsForm(Form):
     record_ref = text(_l("Reference of the biometric record"))
     eurodac_hits = FieldList(FormField(EurodacHitForm, label=_l("Eurodac hit")), label=_l("Eurodac hits"),
                              min_entries=1, max_entries=10)
-    refused = BooleanField(_l("The applicant refused to give biometrics"))
+    refused = Flag(_l("The applicant refused to give biometrics"))
 
 
 class PreviousApplicationForm(Form):
     member_state = country(_l("Member state"))
     decision = coded(_l("Decision"), DECISION_LABELS, default="unknown")
-    final = BooleanField(_l("The decision is final"))
-    new_elements = BooleanField(_l("New elements are presented"))
+    final = Flag(_l("The decision is final"))
+    new_elements = Flag(_l("New elements are presented"))
 
 
 class ReturnDecisionForm(Form):
     received_on = date_field(_l("Return decision received on"))
-    informed_of_consequences = BooleanField(_l("Informed of the consequences"))
+    informed_of_consequences = Flag(_l("Informed of the consequences"))
 
 
 class FirstCountryOfAsylumForm(Form):
     country = country(_l("Country"))
-    effective_protection_still_available = BooleanField(_l("Effective protection is still available there"))
-    readmission_possible = BooleanField(_l("Readmission is possible"))
-    guarantee_for_uam = BooleanField(_l("Guarantees for an unaccompanied minor are given"))
+    effective_protection_still_available = Flag(_l("Effective protection is still available there"))
+    readmission_possible = Flag(_l("Readmission is possible"))
+    guarantee_for_uam = Flag(_l("Guarantees for an unaccompanied minor are given"))
 
 
 class SafeThirdCountryForm(Form):
     country = country(_l("Country"))
     basis = coded(_l("Basis of the connection"), STB_BASIS_LABELS, blank=_l("— choose —"))
-    assessed_safe_for_applicant = BooleanField(_l("Assessed as safe for this applicant"))
-    effective_protection_possible = BooleanField(_l("Effective protection is possible"))
-    readmission_possible = BooleanField(_l("Readmission is possible"))
+    assessed_safe_for_applicant = Flag(_l("Assessed as safe for this applicant"))
+    effective_protection_possible = Flag(_l("Effective protection is possible"))
+    readmission_possible = Flag(_l("Readmission is possible"))
 
 
 class HistoryForm(Form):
@@ -336,13 +349,13 @@ class FamilyMemberForm(Form):
     given_names = text(_l("Given names"), render_kw={"dir": "auto"})
     date_of_birth = date_field(_l("Date of birth"))
     member_state = country(_l("Member state where they are"))
-    legally_present = BooleanField(_l("Legally present there"))
-    reunification_in_best_interests = BooleanField(_l("Reunification is in the best interests of the child"))
+    legally_present = Flag(_l("Legally present there"))
+    reunification_in_best_interests = Flag(_l("Reunification is in the best interests of the child"))
 
 
 class FamilyForm(Form):
-    unaccompanied_minor = BooleanField(_l("Unaccompanied minor"))
-    age_disputed = BooleanField(_l("The age is disputed"))
+    unaccompanied_minor = Flag(_l("Unaccompanied minor"))
+    age_disputed = Flag(_l("The age is disputed"))
     representative_name = text(_l("Representative"))
     representative_appointed_on = date_field(_l("Representative appointed on"))
     members_elsewhere = FieldList(FormField(FamilyMemberForm, label=_l("Family member in another member state")),
@@ -350,14 +363,14 @@ class FamilyForm(Form):
 
 
 class AdequateSupportForm(Form):
-    border_location = BooleanField(_l("Adequate support is available at the border location"), default=True)
-    accelerated_procedure = BooleanField(_l("Adequate support is available in an accelerated procedure"),
+    border_location = Flag(_l("Adequate support is available at the border location"), default=True)
+    accelerated_procedure = Flag(_l("Adequate support is available in an accelerated procedure"),
                                          default=True)
 
 
 class SpecialNeedsForm(Form):
     vulnerabilities = checkboxes(_l("Vulnerabilities"), VULNERABILITY_LABELS)
-    special_procedural_guarantees_needed = BooleanField(_l("Special procedural guarantees are needed"))
+    special_procedural_guarantees_needed = Flag(_l("Special procedural guarantees are needed"))
     adequate_support = FormField(AdequateSupportForm, label=_l("Adequate support"))
     notes = long_text(_l("Notes on special needs"))
 
@@ -368,12 +381,12 @@ class ClaimForm(Form):
 
 
 class SecurityForm(Form):
-    flag = BooleanField(_l("Security flag"))
+    flag = Flag(_l("Security flag"))
     basis = long_text(_l("Basis of the security flag (restricted)"))
 
 
 class PersonForm(Form):
-    principal = BooleanField(_l("This person is the principal applicant"))
+    principal = Flag(_l("This person is the principal applicant"))
     relationship = coded(_l("Relationship to the principal applicant"), RELATIONSHIP_LABELS,
                          blank=_l("— not a dependant —"))
     identity = FormField(IdentityForm, label=SECTION_LABELS["identity"])
@@ -402,7 +415,7 @@ class RegistrationForm(FlaskForm):
                                description=_l("Registration more than 5 days after the claim was made is "
                                               "allowed, and flagged as late."))
     lodged_on = date_field(_l("Date the claim was lodged"), description=_l("Leave empty if not lodged yet."))
-    good_cause_for_not_lodging = BooleanField(_l("Good cause for not lodging the claim in time"))
+    good_cause_for_not_lodging = Flag(_l("Good cause for not lodging the claim in time"))
     arrival = FormField(ArrivalForm, label=SECTION_LABELS["arrival"])
     persons = FieldList(FormField(PersonForm, label=_l("Person")), label=_l("Applicants"), min_entries=1,
                         max_entries=MAX_PERSONS)

@@ -22,7 +22,7 @@ from wtforms import FieldList, FormField
 from app.audit.codes import EventCode
 from app.auth.access import requires
 from app.auth.permissions import Permission
-from app.intake import bp, forms, services
+from app.intake import bp, form_html, forms, services
 from app.triage import services as triage_services
 from app.intake.reference import country_name
 
@@ -62,6 +62,10 @@ MATCH_REASON_LABELS = {  # app/intake/matching.py REASON_CODES, in words
     "nationality_different": _l("different nationality"),
     "nationality_unknown": _l("nationality not known"),
 }
+
+
+# The field helpers the intake templates' macros module hands out as m.control, m.check, m.group.
+bp.add_app_template_global(form_html, "intake_fields")
 
 
 def _actor():
