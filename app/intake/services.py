@@ -301,23 +301,47 @@ def _document_numbers(data: PersonInput) -> list[str]:
     return sorted(n for n in numbers if n)
 
 
-def _key_rows(person_id: str, data: PersonInput, tokens: list[bytes]) -> tuple[list[dict], list[dict]]:
-    """The person_match_key and document_number_index rows of one person."""
+def _key_rows(person_id: str, data: PersonInput, tokens: list[bytes]) -> tuple[list[tuple], list[tuple]]:
+    """The person_match_key and document_number_index rows of one person, as (person_id, token)."""
     document_token = crypto.blind_indexer(BIDX_DOCUMENT_NUMBER, normalise=False)
-    return ([{"person_id": person_id, "key": token} for token in tokens],
-            [{"person_id": person_id, "number_bidx": document_token(n)} for n in _document_numbers(data)])
+    return ([(person_id, token) for token in tokens],
+            [(person_id, document_token(n)) for n in _document_numbers(data)])
 
 
-def _insert_key_rows(match_keys: list[dict], document_numbers: list[dict]) -> None:
-    """One multi-row INSERT per table (the person rows must already be flushed: foreign keys)."""
-    if match_keys:
-        db.session.execute(insert(PersonMatchKey.__table__), match_keys)
-    if document_numbers:
-        db.session.execute(insert(DocumentNumberIndex.__table__), document_numbers)
+def _insert_key_rows(match_keys: list[tuple], document_numbers: list[tuple]) -> None:
+    """The key rows of ``_key_rows``, one statement per table, in the session's transaction (the
+    person rows must already be flushed: foreign keys). A person has a dozen match keys, so an
+    import batch has thousands: they go to the driver as they are (COPY on PostgreSQL, one
+    executemany on SQLite), since SQLAlchemy's per-row parameter handling, and psycopg's one
+    pipelined INSERT per row, cost many times the database's own work (measured: 40,000 rows,
+    0.6 s of CPU as INSERTs, 0.03 s as COPY)."""
+    for table, rows in ((PersonMatchKey.__table__, match_keys), (DocumentNumberIndex.__table__, document_numbers)):
+        if rows:
+            _insert_driver_rows(table, rows)
+
+
+def _insert_driver_rows(table, rows: list[tuple]) -> None:
+    """Insert ``rows`` (tuples in the order of the table's columns, values the driver takes as
+    they are: str, bytes) with the session's connection, so in its transaction."""
+    connection = db.session.connection()
+    # Table and column names come from the models, never from input: nothing to inject.
+    names = ", ".join(column.name for column in table.columns)
+    if connection.dialect.name != "postgresql":
+        # exec_driver_sql passes the engine's statement hooks, unlike the driver's own cursor.
+        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) "  # noqa: S608
+                                   f"VALUES ({', '.join('?' * len(table.columns))})", rows)
+        return
+    # COPY bypasses the engine's statement hooks; every caller has just written the people these
+    # rows point to through them (foreign keys), so the hooks have seen this transaction write.
+    with connection.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
 def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
-                  tokens: list[bytes] | None = None) -> tuple[Person, list[dict], list[dict]]:
+                  tokens: list[bytes] | None = None) -> tuple[Person, list[tuple], list[tuple]]:
     """A new Person in the session (not flushed), and its key rows for ``_insert_key_rows``."""
     plain, sections = _person_values(position, data, made_on, linked_person_id)
     person = Person(case=case, **plain)
@@ -522,8 +546,8 @@ class PreparedClaim:
     flags: list[str] = field(default_factory=list)
     case_row: dict | None = None  # without reference, office and officer: set when stored
     person_rows: list[dict] = field(default_factory=list)
-    match_keys: list[dict] = field(default_factory=list)
-    documents: list[dict] = field(default_factory=list)
+    match_keys: list[tuple] = field(default_factory=list)
+    documents: list[tuple] = field(default_factory=list)
     triage_row: dict | None = None  # without created_by_id
     triage_details: dict | None = None
     reference: str | None = None
