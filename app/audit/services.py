@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
 from app.audit import checkpoints
-from app.audit.chain import event_hash, hash_fields
+from app.audit.chain import hash_fields
 from app.audit.codes import EventCode
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from app.crypto import CryptoError, EncryptedJSON
@@ -34,12 +34,16 @@ OUTCOMES = frozenset({"success", "failure", "denied"})
 _HEAD_KEY = "nansen.audit_chain_head"
 
 
+# Built once: a statement object carries its cache key, so each use skips building and keying it.
+_HEAD_FOR_UPDATE = (select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+                    .execution_options(populate_existing=True))
+_INSERT_EVENT = insert(AuditEvent.__table__)
+
+
 def _lock_head() -> AuditChainHead:
     """The chain head, locked until this transaction ends (FOR UPDATE; SQLite: BEGIN IMMEDIATE
     already holds the database) and freshly read even if the session had it cached."""
-    head = db.session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-        .execution_options(populate_existing=True)).scalar_one()
+    head = db.session.execute(_HEAD_FOR_UPDATE).scalar_one()
     # Remember in which transaction (or savepoint) the lock was taken: until it ends, this
     # session is the only writer of the head, so its in-memory copy is the truth.
     session = db.session()  # the scoped session's own Session: it knows its (nested) transactions
@@ -74,8 +78,9 @@ def _event_context() -> tuple[str | None, str | None]:
 
 
 def record(code: EventCode, *, actor=None, subject: tuple[str, Any] | None = None,
-           outcome: str = "success", details: dict | None = None) -> AuditEvent:
-    """Append one event to the chain inside the current transaction (no commit).
+           outcome: str = "success", details: dict | None = None) -> int:
+    """Append one event to the chain inside the current transaction (no commit); returns its
+    sequence number.
 
     ``actor`` is the acting user (anything with ``id`` and ``role``) or None for the system;
     ``subject`` is ``(type, id)``; ``details`` (changed fields, old and new values, reasons) is
@@ -83,37 +88,11 @@ def record(code: EventCode, *, actor=None, subject: tuple[str, Any] | None = Non
     transactions are BEGIN IMMEDIATE already) by the first event of a transaction and stays
     locked until it ends, so concurrent writers get one gap-free sequence.
     Request id and client address are taken from the request being served, if any.
+
+    The event row is inserted at once, in the caller's transaction (one Core INSERT, no ORM
+    object to flush): it stands or falls with the caller's commit like any other write.
     """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown audit outcome {outcome!r}")
-    code = EventCode(code)
-    head = _locked_head()
-    request_id, client_address = _event_context()
-    event = AuditEvent(
-        id=head.seq + 1,
-        occurred_at=utcnow(),
-        actor_id=getattr(actor, "id", None),
-        actor_role=getattr(actor, "role", None),
-        code=int(code),
-        subject_type=subject[0] if subject else None,
-        subject_id=str(subject[1]) if subject and subject[1] is not None else None,
-        outcome=outcome,
-        request_id=request_id,
-        client_address=client_address,
-        prev_hash=bytes(head.hash),
-    )
-    if details:
-        event.details = details
-    event.hash = event_hash(
-        event.prev_hash, seq=event.id, occurred_at=event.occurred_at, actor_id=event.actor_id,
-        actor_role=event.actor_role, code=event.code, subject_type=event.subject_type,
-        subject_id=event.subject_id, outcome=event.outcome, request_id=event.request_id,
-        client_address=event.client_address,
-        details_ciphertext=event._details_ciphertext)
-    head.seq = event.id
-    head.hash = event.hash
-    db.session.add(event)
-    return event
+    return _append((PendingEvent(code, actor, subject, outcome, details),))[0]
 
 
 @dataclass(frozen=True)
@@ -130,23 +109,28 @@ class PendingEvent:
 def record_many(events: list[PendingEvent]) -> list[int]:
     """Append many events in order, inside the current transaction (no commit): for bulk work
     (an import batch). Same chain, same encryption and same stored rows as calling ``record``
-    once per event, but one lock of the head, the data key looked up once, and one multi-row
-    INSERT instead of an ORM object per event. Returns the sequence numbers given.
-
-    The rows are inserted at once (Core), so events ``record`` added before and not yet
-    flushed keep their lower sequence numbers; the head moves in the session and is written
-    with the commit."""
+    once per event, in one lock of the head, the data key looked up once, and one multi-row
+    INSERT. Returns the sequence numbers given."""
     if not events:
         return []
+    return _append(events)
+
+
+def _append(events) -> list[int]:
+    """The one way events join the chain (``record`` and ``record_many``): each row hashed over
+    the previous one's hash and its stored bytes (details ciphertext included), inserted with
+    Core in the caller's transaction; the head moves in the session and is written with the
+    next flush or the commit. Every outcome is checked before anything is appended."""
+    for pending in events:
+        if pending.outcome not in OUTCOMES:
+            raise ValueError(f"unknown audit outcome {pending.outcome!r}")
     head = _locked_head()
     request_id, client_address = _event_context()
-    encrypt = _keyring().encryptor()
+    encrypt = _keyring().encryptor() if any(pending.details for pending in events) else None
     encode = EncryptedJSON.encode  # the encoding AuditEvent.details uses
     seq, previous = head.seq, bytes(head.hash)
     rows = []
     for pending in events:
-        if pending.outcome not in OUTCOMES:
-            raise ValueError(f"unknown audit outcome {pending.outcome!r}")
         seq += 1
         code = int(EventCode(pending.code))
         subject = pending.subject
@@ -162,7 +146,9 @@ def record_many(events: list[PendingEvent]) -> list[int]:
                      "outcome": pending.outcome, "request_id": request_id, "client_address": client_address,
                      "details": details, "prev_hash": previous, "hash": digest})
         previous = digest
-    db.session.execute(insert(AuditEvent.__table__), rows)
+    # On the session's connection: Core, so the session does not flush first (nothing pending
+    # is needed by an event row: subjects and actors are plain values, not foreign keys).
+    db.session.connection().execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     head.seq, head.hash = seq, previous
     return [row["seq"] for row in rows]
 
