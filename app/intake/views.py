@@ -12,10 +12,12 @@ import json
 import re
 from datetime import date
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from wtforms import FieldList, FormField
 
@@ -28,6 +30,7 @@ from app.intake.reference import country_name
 
 ROW_ID = re.compile(r"[0-9a-f]{32}")
 MAX_DRAFT_BYTES = 512 * 1024  # a full family with every section is a few tens of kilobytes
+MAX_BLANK_FORMS = 16  # blank registration forms kept rendered (one per language and day)
 EDIT_KEEPS_PERSONS = 1  # the edit page never offers to remove the principal applicant (person 1)
 EVENT_LABELS = {
     EventCode.CASE_REGISTERED: _l("Claim registered"),
@@ -91,6 +94,22 @@ def _blank_registration() -> forms.RegistrationForm:
     form.persons[0].form.principal.data = True
     form.registered_on.data = date.today().isoformat()
     return form
+
+
+def _blank_fields(form) -> Markup:
+    """The fields of a blank registration form as HTML. Nearly 200 kB, the same for every officer
+    on a given day (the registration date is filled in) in a given language: rendered once per
+    language and day, per application, and reused. It holds no personal data and no CSRF token
+    (that field sits outside it, in register.html)."""
+    cache = current_app.extensions.setdefault("intake_blank_fields", {})
+    key = (str(get_locale()), form.registered_on.data)
+    fields = cache.get(key)
+    if fields is None:
+        if len(cache) >= MAX_BLANK_FORMS:
+            cache.clear()  # days go by: yesterday's forms are never asked for again
+        fields = cache[key] = Markup(render_template(  # noqa: S704 - a rendered, autoescaped template
+            "intake/_registration_fields.html", form=form, person_title=_person_title, section_errors={}))
+    return fields
 
 
 def _person_title(index: int, person) -> str:
@@ -187,7 +206,8 @@ def register():
     if request.method == "GET":
         draft_param = request.args.get("draft")
         if draft_param is None:
-            return _render_form("intake/register.html", _blank_registration())
+            form = _blank_registration()
+            return _render_form("intake/register.html", form, blank_fields=_blank_fields(form))
         try:
             draft = services.load_draft(_row_id_or_404(draft_param), acting_user=actor)
         except services.CaseNotFound:
@@ -282,8 +302,6 @@ def _render_duplicates(form, payload: dict, found: services.PossibleDuplicates, 
 
 
 def _candidate_view(candidate: services.DuplicateCandidate) -> dict:
-    from flask_babel import get_locale
-
     locale = str(get_locale())
     return {
         "person_id": candidate.person_id, "reference": candidate.case_reference, "office": candidate.office_code,

@@ -172,8 +172,8 @@ def test_every_control_has_a_label_and_no_inline_code(signed_in):
                        "Identity and travel documents", "Previous applications and other countries", "Family",
                        "Biometrics and Eurodac", "Special needs", "Claim", "Security"]
     # Countries and languages are selects of names.
-    assert '<option value="SYR">Syrian Arab Republic</option>' in page
-    assert '<option value="prs">Dari</option>' in page
+    assert "<option value=SYR>Syrian Arab Republic<" in page
+    assert "<option value=prs>Dari<" in page
 
 
 def test_reference_lists_follow_the_users_language(signed_in):
@@ -182,7 +182,7 @@ def test_reference_lists_follow_the_users_language(signed_in):
     user.locale = "fr"
     db.session.commit()
     page = text_of(browser.get("/cases/register"))
-    assert '<option value="DEU">Allemagne</option>' in page
+    assert "<option value=DEU>Allemagne<" in page
 
 
 def test_add_a_dependant_and_a_document_without_javascript(signed_in):
