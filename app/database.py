@@ -2,21 +2,54 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, current_app, request
 from sqlalchemy import event
 
 from app.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READS_ONLY_ATTRIBUTE = "nansen_reads_only"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+class WriteInReadOnlyTransaction(RuntimeError):
+    """A statement that writes was sent on a connection declared read-only: a programming error
+    (a view marked ``reads_only`` that writes after all); the statement is not sent."""
+
+
+def reads_only(view):
+    """Declare that a view never writes (no audit event either). Its GET requests run their
+    session's queries in one read-only transaction: on SQLite a deferred BEGIN, so the page reads
+    beside the writers (WAL) instead of holding the database's single write lock while it
+    queries and renders, which every other request does from its first query (BEGIN IMMEDIATE,
+    below). A write in that transaction raises WriteInReadOnlyTransaction before it is sent."""
+    setattr(view, READS_ONLY_ATTRIBUTE, True)
+    return view
+
+
+def _begin_read_only_when_declared() -> None:
+    if request.method not in ("GET", "HEAD") or request.endpoint is None:
+        return
+    if getattr(current_app.view_functions.get(request.endpoint), READS_ONLY_ATTRIBUTE, False):
+        db.session.connection(execution_options={"read_only": True})
 
 
 def init_database(app: Flask) -> None:
     """SQLite: WAL (readers never block the writer), foreign keys on, a busy timeout, and every
     transaction started with BEGIN IMMEDIATE so two writers can never interleave between reading
-    the audit chain head and appending to it (SECURITY.md, audit trail). PostgreSQL needs nothing
-    here: the audit service locks the chain head row instead."""
+    the audit chain head and appending to it (SECURITY.md, audit trail). PostgreSQL needs none of
+    that: the audit service locks the chain head row instead. Both: views declared ``reads_only``
+    read in a read-only transaction, and no connection declared read-only ever sends a write."""
     with app.app_context():
         engine = db.engine
+    # Before every other hook that may read through the session (access control, the limiter).
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin_read_only_when_declared)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def refuse_writes_when_read_only(conn, _cursor, statement, *_args):
+        if conn.get_execution_options().get("read_only") and statement.lstrip()[:7].upper().startswith(_WRITES):
+            raise WriteInReadOnlyTransaction("a statement that writes was sent on a read-only connection")
+
     if engine.dialect.name != "sqlite":
         return
 

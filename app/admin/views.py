@@ -14,6 +14,7 @@ from app.auth.access import requires
 from app.auth.forms import ConfirmForm
 from app.auth.models import Office, User
 from app.auth.permissions import Permission
+from app.database import reads_only
 from app.extensions import db
 
 
@@ -35,6 +36,7 @@ def _user_or_404(user_id: int) -> User:
 
 
 @bp.route("/users")
+@reads_only
 @requires(Permission.USERS_MANAGE)
 def users():
     rows = db.session.scalars(select(User).order_by(User.active.desc(), User.username)).all()

@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from app.auth.access import requires
 from app.auth.permissions import Permission
+from app.database import reads_only
 from app.reports import bp, queries, services
 from app.reports.forms import ReportFilterForm
 from app.reports.labels import bucket_label, nationality_label, status_label, track_labeller
@@ -35,6 +36,7 @@ def _render(status: int, form: ReportFilterForm, *, track_label=None, **context)
 
 
 @bp.get("/")
+@reads_only
 @requires(Permission.REPORTS_VIEW)
 def dashboard():
     form = _form()
