@@ -16,8 +16,6 @@ from typing import NamedTuple
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_translations
-from jinja2 import pass_context
-from markupsafe import Markup
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -196,41 +194,12 @@ def _days_left(days: int | None, translations) -> str:
     return translations.ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
 
 
-def _bound_gettext() -> dict:
-    """``gettext`` and ``ngettext`` for the templates, bound to this request's catalogue.
-
-    Jinja's ``_()`` resolves ``gettext`` from the render context first, so these replace
-    flask_babel's installed callables for one render; they do exactly what those do (Jinja's
-    "newstyle" gettext: the translation, marked safe under autoescape, then ``%`` with the
-    escaped variables) without flask_babel's lookup of the locale and catalogue on every call,
-    which on a queue page (about 35 strings, layout included) cost more than the queue query."""
-    translations = get_translations()
-
-    @pass_context
-    def gettext(context, string, **variables):
-        text = translations.ugettext(string)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)  # noqa: S704 - a catalogue message, trusted as Jinja trusts it
-        return text % variables
-
-    @pass_context
-    def ngettext(context, singular, plural, num, **variables):
-        variables.setdefault("num", num)
-        text = translations.ungettext(singular, plural, num)
-        if context.eval_ctx.autoescape:
-            text = Markup(text)  # noqa: S704 - a catalogue message, trusted as Jinja trusts it
-        return text % variables
-
-    return {"gettext": gettext, "ngettext": ngettext}
-
-
 def _render(template: str, status: int = 200, **context):
     today = utcnow().date()
     for name in ("page", "due", "late"):
         if context.get(name) is not None:
             context[name + "_rows"] = listed(context[name].rows, today)
-    return render_template(template, can_assign=current_user.can(Permission.QUEUE_ASSIGN), **context,
-                           **_bound_gettext()), status
+    return render_template(template, can_assign=current_user.can(Permission.QUEUE_ASSIGN), **context), status
 
 
 def _me():
