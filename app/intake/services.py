@@ -429,6 +429,9 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
             raise RegistrationInvalid({f"persons.{position}": [
                 "The person chosen as a duplicate is not one of the candidates found (or no longer exists)."]})
 
+    from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
+    from app.triage.services import NewCaseTriage, writable_state
+
     office = db.session.get(Office, acting_user.office_id)
     case = Case(reference=_new_reference(office, data.registered_on), office_id=office.id,
                 made_on=data.made_on, made_place=data.made_place, registered_on=data.registered_on,
@@ -436,14 +439,13 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
                 received_by_id=acting_user.id)
     _apply_case_fields(case, data)
     flags = registration_flags(data)
-    # Audited before the rows are added: the first event locks the chain head, and with nothing
-    # pending yet that lock costs no flush (ids are random and already set). One INSERT for them.
-    record_many(_registration_events(case.id, case.reference, len(data.persons), flags, decisions,
-                                     acting_user, legacy_id))
     if draft_id:
         draft = db.session.get(RegistrationDraft, draft_id)
         if draft is not None and draft.created_by_id == acting_user.id:
             db.session.delete(draft)
+    # Read before the rows are added (its first use stores the shipped ruleset, with a savepoint
+    # that would flush them half-made).
+    state = writable_state()
     db.session.add(case)
     match_keys, documents = [], []
     for position, person in enumerate(data.persons):
@@ -452,11 +454,20 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
                                          None if linked in (None, "new") else linked, probes[position].tokens)
         match_keys += keys
         documents += numbers
-    # Triage's own flush writes the case (with its track already set: one INSERT, no UPDATE),
-    # the people and the events together; its reads need nothing of ours flushed first.
-    with db.session.no_autoflush:
-        _after_registration(case, acting_user)
-    db.session.flush()
+    # Triage of the new case exactly as triage_case does it (a new case has no override and no
+    # previous track), with its event appended together with the registration's: one INSERT of
+    # the events and one move of the chain head instead of two.
+    triage = NewCaseTriage.of(case, state)
+    for name, value in triage.case_fields(utcnow()).items():
+        setattr(case, name, value)
+    triage_record = TriageRecord(case_id=case.id, created_by_id=acting_user.id, **triage.record_fields(),
+                                 **triage.sealed_fields())
+    db.session.add(triage_record)
+    record_many([*_registration_events(case.id, case.reference, len(data.persons), flags, decisions, acting_user,
+                                       legacy_id),
+                 PendingEvent(EventCode.CASE_TRIAGED, actor=acting_user, subject=("case", case.id),
+                              details=triage.event_details(triage_record.id))])
+    db.session.flush()  # the case, its triage record and its people: one INSERT per table
     _insert_key_rows(match_keys, documents)
     db.session.commit()
     return RegistrationResult(case, flags)
@@ -501,13 +512,6 @@ def _apply_case_fields(case: Case, data: RegistrationInput) -> None:
     """Derived and S1 case fields from a validated registration (used on create and on edit)."""
     for name, value in _case_fields(data).items():
         setattr(case, name, value)
-
-
-def _after_registration(case: Case, acting_user) -> None:
-    """Hook for triage (issue Triage): runs in the registration's transaction."""
-    from app.triage.services import triage_case  # triage reads intake: imported late, no cycle
-
-    triage_case(case, acting_user=acting_user, trigger="registration")
 
 
 # -- bulk registration (the import) ----------------------------------------------------------------
