@@ -19,7 +19,6 @@ from functools import lru_cache
 
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from werkzeug.datastructures import MultiDict
@@ -29,6 +28,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 from wtforms.widgets import ListWidget
 
+from app.i18n import lazy_gettext as _l
 from app.intake import form_html
 from app.intake.form_html import DateInput, EmailInput, TelInput
 from app.intake.reference import country_choices, language_choices

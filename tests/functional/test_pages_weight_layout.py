@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 
-from flask import render_template_string
-from flask_babel import refresh
+from flask import g, render_template_string
 
 from app import navigation
 from app.extensions import db
+from app.i18n import lazy_gettext, quick_gettext, request_catalogue
 from test_intake_support import text_of
 
 MENU = re.compile(r'<nav aria-label="[^"]+">\s*<ul class="nav">(.*?)</ul>\s*</nav>', re.S)
@@ -68,6 +68,17 @@ def test_templates_translate_with_the_requests_catalogue_and_escape_variables(ap
         english = render_template_string(template, ref="<b>")
     assert english == "Case &lt;b&gt; saved.|Skip to main content"
     with app.test_request_context(headers={"Accept-Language": "fr"}):
-        refresh()  # the test's app context outlives the first request: forget its language
+        for name in list(vars(g)):  # the test's app context outlives the first request, as FreshGlobalsClient
+            delattr(g, name)
         french = render_template_string(template, ref="A&B")
     assert french == "Dossier A&amp;B mis à jour.|Aller au contenu principal"
+
+
+def test_form_labels_translate_through_the_requests_catalogue(app):
+    label = lazy_gettext("Queues")
+    assert quick_gettext("Queues") == "Queues"  # no request: the default language
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        for name in list(vars(g)):
+            delattr(g, name)
+        assert str(label) == "Files d'attente"
+        assert g._request_catalogue is request_catalogue()  # looked up once for the request
