@@ -148,3 +148,33 @@ def group(field, hint=None) -> Markup:
         f'<fieldset class="checkbox-group{" field-error" if field.errors else ""}" id="{escape(field.id)}"'
         f"{described_by}>\n<legend>{escape(field.label.text)}</legend>\n{_hint(field, hint)}\n{_errors(field)}\n"
         f'<div class="checkbox-grid">\n{"".join(boxes)}\n</div>\n</fieldset>\n')
+
+
+# -- read-only display (the case page) ---------------------------------------------------------------------
+
+def show(field) -> Markup:
+    """Read-only display of a field or section of the case: the templates' ``m.show`` (a section
+    as a list of its fields, repeated entries numbered, "none recorded" for an empty one)."""
+    from flask_babel import gettext
+
+    return Markup(_show(field, f'<span class="muted">{escape(gettext("none recorded"))}</span>'))  # noqa: S704
+
+
+def _show(field, none_recorded: str) -> str:
+    from app.intake.forms import display_value, is_blank, is_empty  # forms imports this module
+
+    kind = field.type
+    if kind == "FormField":
+        if is_empty(field):
+            return none_recorded
+        items = "".join(f"<dt>{escape(sub.label.text)}</dt><dd>{_show(sub, none_recorded)}</dd>"
+                        for sub in field.form)
+        return f'<dl class="summary">{items}</dl>'
+    if kind == "FieldList" and field.entries and field.entries[0].type == "FormField":
+        shown = [entry for entry in field.entries if not is_blank(entry)]
+        if not shown:
+            return none_recorded
+        return "".join(f'<div class="entry"><p class="entry-title">{escape(entry.label.text)} {number}</p>'
+                       f"{_show(entry, none_recorded)}</div>" for number, entry in enumerate(shown, 1))
+    long_text = " long-text" if kind == "TextAreaField" else ""
+    return f'<span class="value{long_text}" dir="auto">{escape(display_value(field))}</span>'
