@@ -172,8 +172,10 @@ class _Probe:
     tokens: list[bytes]
 
 
-def _probe(person: PersonInput) -> _Probe:
-    identity = identity_for_matching(person, _person_nationality(person))
+def _probe(person: PersonInput, dumped: dict | None = None) -> _Probe:
+    """``dumped``: the person's ``_dumped`` form when the caller has it (it holds the identity and
+    birth sections, so they are not serialised again)."""
+    identity = identity_for_matching(dumped if dumped is not None else person, _person_nationality(person))
     return _Probe(identity, _match_key_tokens(identity))
 
 
@@ -271,11 +273,17 @@ PERSON_SECTIONS = ("identity", "birth", "language", "contact", "documents", "his
                    "biometrics", "special_needs", "claim", "security")
 
 
-def _person_values(position: int, data: PersonInput, made_on: date,
-                   linked_person_id: str | None) -> tuple[dict, dict]:
+def _dumped(person: PersonInput) -> dict:
+    """The person's sections as stored (JSON types), serialised once per registration: the
+    encrypted sections, the duplicate check's identity and the import's in-batch check read it."""
+    return person.model_dump(mode="json")
+
+
+def _person_values(position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
+                   dumped: dict | None = None) -> tuple[dict, dict]:
     """(plain column values, encrypted sections in plaintext) of a new person row: the one
-    recipe both the form (ORM) and the bulk import (Core) store."""
-    dumped = data.model_dump(mode="json")
+    recipe both the form (ORM) and the bulk import (Core) store. ``dumped``: ``_dumped(data)``."""
+    dumped = _dumped(data) if dumped is None else dumped
     birth = data.birth.date_of_birth
     age = age_on(birth, made_on) if birth else None
     plain = {"position": position, "is_principal": data.principal,
@@ -341,9 +349,10 @@ def _insert_driver_rows(table, rows: list[tuple]) -> None:
 
 
 def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
-                  tokens: list[bytes] | None = None) -> tuple[Person, list[tuple], list[tuple]]:
+                  tokens: list[bytes] | None = None,
+                  dumped: dict | None = None) -> tuple[Person, list[tuple], list[tuple]]:
     """A new Person in the session (not flushed), and its key rows for ``_insert_key_rows``."""
-    plain, sections = _person_values(position, data, made_on, linked_person_id)
+    plain, sections = _person_values(position, data, made_on, linked_person_id, dumped)
     person = Person(case=case, **plain)
     db.session.add(person)  # SQLAlchemy 2.0 no longer cascades a new object into the session via a backref
     for name, value in sections.items():
@@ -412,7 +421,8 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
         if not (isinstance(position, int) and 0 <= position < len(data.persons)):
             raise RegistrationInvalid({"persons": ["A duplicate decision names a person not in this registration."]})
     # Match keys once per person: the duplicate check reads them and the same tokens are stored.
-    probes = [_probe(person) for person in data.persons]
+    dumps = [_dumped(person) for person in data.persons]
+    probes = [_probe(person, dumped) for person, dumped in zip(data.persons, dumps, strict=True)]
     undecided: dict[int, list[DuplicateCandidate]] = {}
     positions = [position for position in range(len(probes)) if position not in decisions]
     for position, stored in zip(positions, _registered_candidates([probes[p] for p in positions]), strict=True):
@@ -451,7 +461,8 @@ def register_claim(payload: dict, *, acting_user, duplicate_decisions: dict[int,
     for position, person in enumerate(data.persons):
         linked = decisions.get(position)
         _, keys, numbers = _store_person(case, position, person, data.made_on,
-                                         None if linked in (None, "new") else linked, probes[position].tokens)
+                                         None if linked in (None, "new") else linked, probes[position].tokens,
+                                         dumps[position])
         match_keys += keys
         documents += numbers
     # Triage of the new case exactly as triage_case does it (a new case has no override and no
@@ -572,20 +583,20 @@ def prepare_claims(payloads: list[dict], *, triage_state=None) -> list[PreparedC
         except RegistrationInvalid as exc:
             out.append(PreparedClaim(index, errors=exc.errors))
             continue
-        item = PreparedClaim(index, probes=[_probe(p) for p in data.persons], case_id=crypto.new_row_id(),
-                             person_ids=[crypto.new_row_id() for _ in data.persons],
+        dumps = [_dumped(person) for person in data.persons]
+        item = PreparedClaim(index, probes=[_probe(p, d) for p, d in zip(data.persons, dumps, strict=True)],
+                             case_id=crypto.new_row_id(), person_ids=[crypto.new_row_id() for _ in data.persons],
                              registered_on=data.registered_on, flags=registration_flags(data))
-        for person in data.persons:
-            dumped = person.model_dump(mode="json", include={"identity", "birth"})
+        for person, dumped in zip(data.persons, dumps, strict=True):
             item.identities.append((dumped["identity"], dumped["birth"], tuple(person.nationality.nationalities),
                                     person.nationality.former_habitual_residence))
         if triage_state is not None:
-            _make_rows(item, data, triage_state, encrypt)
+            _make_rows(item, data, triage_state, encrypt, dumps)
         out.append(item)
     return out
 
 
-def _make_rows(item: PreparedClaim, data: RegistrationInput, state, encrypt) -> None:
+def _make_rows(item: PreparedClaim, data: RegistrationInput, state, encrypt, dumps: list[dict]) -> None:
     from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
 
     now = utcnow()
@@ -594,7 +605,7 @@ def _make_rows(item: PreparedClaim, data: RegistrationInput, state, encrypt) -> 
     stored_persons = []
     for position, person in enumerate(data.persons):
         person_id = item.person_ids[position]
-        plain, sections = _person_values(position, person, data.made_on, None)
+        plain, sections = _person_values(position, person, data.made_on, None, dumps[position])
         item.person_rows.append({"id": person_id, "case_id": item.case_id, "created_at": now, "version": 1, **plain,
                                  **crypto.sealed_columns(Person, person_id, sections, encrypt)})
         keys, numbers = _key_rows(person_id, person, item.probes[position].tokens)
