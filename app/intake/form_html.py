@@ -11,6 +11,7 @@ writer. Every value and text is escaped here, as Jinja's autoescape did.
 
 from __future__ import annotations
 
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 from wtforms import widgets
 from wtforms.widgets.core import clean_key
@@ -148,6 +149,67 @@ def group(field, hint=None) -> Markup:
         f'<fieldset class="checkbox-group{" field-error" if field.errors else ""}" id="{escape(field.id)}"'
         f"{described_by}>\n<legend>{escape(field.label.text)}</legend>\n{_hint(field, hint)}\n{_errors(field)}\n"
         f'<div class="checkbox-grid">\n{"".join(boxes)}\n</div>\n</fieldset>\n')
+
+
+# -- sections and repeatable groups ----------------------------------------------------------------------
+# Called from the templates with their context (pass_context): a section's errors come from the
+# page's ``section_errors``. ``section`` is used as ``{% call m.section(f) %}...{% endcall %}``:
+# Jinja hands the body over as ``caller``.
+
+def _section_errors(context, field_id: str) -> str:
+    errors = context["section_errors"].get(field_id)
+    if not errors:
+        return ""
+    items = "".join(f"<li>{escape(message)}</li>" for message in errors)
+    return f'<ul class="errors section-errors" id="{escape(field_id)}-error">{items}</ul>'
+
+
+@pass_context
+def section_errors_for(context, field_id: str) -> Markup:
+    """The errors on a whole section, under its legend."""
+    return Markup(_section_errors(context, field_id))  # noqa: S704 - escaped above
+
+
+@pass_context
+def section(context, field, legend=None, cls="section", caller=None) -> Markup:
+    """A fieldset for a section (FormField) or an entry of a repeatable group: legend, errors, body."""
+    errors = _section_errors(context, field.id)
+    described = f' aria-describedby="{escape(field.id)}-error"' if errors else ""
+    return Markup(  # noqa: S704 - every part escaped above; the body is rendered, autoescaped template
+        f'<fieldset class="{escape(cls)}{" field-error" if errors else ""}" id="{escape(field.id)}"{described}>\n'
+        f"<legend>{escape(legend or field.label.text)}</legend>\n{errors}\n{caller() if caller else ''}\n</fieldset>\n")
+
+
+def _has_room(field_list) -> bool:
+    return not field_list.max_entries or len(field_list.entries) < field_list.max_entries
+
+
+def _add_button(field_list, label) -> str:
+    return (f'<p><button type="submit" name="add" value="{escape(field_list.id)}" formnovalidate>{escape(label)}'
+            "</button></p>\n")
+
+
+@pass_context
+def repeated(context, field_list, add_label=None) -> Markup:
+    """Repeated single controls (nationalities, languages, transit countries): numbered labels, and
+    an "Add" button while there is room."""
+    controls = "".join(control(entry, label=f"{entry.label.text} {number}")
+                       for number, entry in enumerate(field_list, 1))
+    add = _add_button(field_list, add_label) if add_label and _has_room(field_list) else ""
+    return Markup(  # noqa: S704 - every part escaped above or by control()
+        f'<div class="repeated" id="{escape(field_list.id)}">\n{_section_errors(context, field_list.id)}\n'
+        f"{controls}\n{add}</div>\n")
+
+
+def add_button(field_list, label) -> Markup:
+    """"Add ..." for a repeatable group, while there is room (it works without JavaScript)."""
+    return Markup(_add_button(field_list, label) if _has_room(field_list) else "")  # noqa: S704 - escaped
+
+
+def remove_button(entry, label) -> Markup:
+    return Markup(  # noqa: S704 - escaped
+        f'<p><button type="submit" name="remove" value="{escape(entry.id)}" class="danger" formnovalidate>'
+        f"{escape(label)}</button></p>\n")
 
 
 # -- read-only display (the case page) ---------------------------------------------------------------------

@@ -109,3 +109,22 @@ def test_a_draft_is_never_served_from_the_blank_form(signed_in):
     assert saved.status_code == 302
     page = text_of(browser.get(saved.headers["Location"]))
     assert 'name="persons-0-identity-family_name" type="text" value="Haddad"' in page
+
+
+def test_section_helpers_show_section_errors_and_stop_offering_add_at_the_limit(app):
+    from flask import render_template_string
+
+    template = ('{% import "intake/_macros.html" as m with context %}'
+                '{% call m.section(form.arrival) %}BODY{% endcall %}'
+                '{{ m.repeated(form.persons[0].form.nationality.nationalities, "Add a nationality") }}')
+    with app.test_request_context():
+        form = forms.RegistrationForm(meta={"csrf": False}, formdata=None)
+        nationalities = form.persons[0].form.nationality.nationalities
+        while len(nationalities.entries) < nationalities.max_entries:
+            nationalities.append_entry()
+        html = render_template_string(template, form=form, section_errors={"arrival": ["Say <where>"]})
+    assert html.startswith('<fieldset class="section field-error" id="arrival" aria-describedby="arrival-error">\n'
+                           '<legend>Arrival</legend>\n<ul class="errors section-errors" id="arrival-error">'
+                           "<li>Say &lt;where&gt;</li></ul>\nBODY\n</fieldset>")
+    assert '<label for="persons-0-nationality-nationalities-4">Nationality 5</label>' in html
+    assert "Add a nationality" not in html
