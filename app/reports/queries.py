@@ -592,8 +592,11 @@ def _outflow_per_week(s: _Shape):
     # A case's first decision: its first of the period, with no original issued before the period
     # (probed once per case, by ix_decision_case, only for that first decision).
     earlier = _decision.alias("earlier")
-    no_earlier = ~exists().where(earlier.c.case_id == decisions.c.case_id, earlier.c.status == "issued",
-                                 earlier.c.corrects_decision_id.is_(None), earlier.c.issued_at < bindparam("start"))
+    before_period = [earlier.c.case_id == decisions.c.case_id, earlier.c.status == "issued",
+                     earlier.c.corrects_decision_id.is_(None), earlier.c.issued_at < bindparam("start")]
+    if s.office:  # PostgreSQL hashes this probe: the office bounds the earlier decisions it reads
+        before_period.append(earlier.c.office_id == bindparam("office_id"))
+    no_earlier = ~exists().where(*before_period)
     first = case((decisions.c.nth == 1, case((no_earlier, 1))))
     issued = select(decisions.c.week, decisions.c.issued.label("issued"), first.label("closed"))
     other = _decision.alias("od")
