@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 
 from app.audit import checkpoints
 from app.audit.chain import hash_fields
@@ -34,43 +34,50 @@ OUTCOMES = frozenset({"success", "failure", "denied"})
 _HEAD_KEY = "nansen.audit_chain_head"
 
 
-# Built once: a statement object carries its cache key, so each use skips building and keying it.
-_HEAD_FOR_UPDATE = (select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-                    .execution_options(populate_existing=True))
+# Built once on the tables: a statement object carries its cache key, so each use skips building
+# and keying it; Core on the session's connection, so no ORM load, flush or unit of work.
+_HEAD = AuditChainHead.__table__
+_HEAD_FOR_UPDATE = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_HEAD_MOVE = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 _INSERT_EVENT = insert(AuditEvent.__table__)
 
 
-def _lock_head() -> AuditChainHead:
+@dataclass
+class _Head:
+    """The chain head as this session last read and moved it, and the (sub)transaction that did."""
+
+    seq: int
+    hash: bytes
+    transaction: Any
+
+
+def _lock_head() -> _Head:
     """The chain head, locked until this transaction ends (FOR UPDATE; SQLite: BEGIN IMMEDIATE
-    already holds the database) and freshly read even if the session had it cached."""
-    head = db.session.execute(_HEAD_FOR_UPDATE).scalar_one()
-    # Remember in which transaction (or savepoint) the lock was taken: until it ends, this
-    # session is the only writer of the head, so its in-memory copy is the truth.
+    already holds the database) and read from the database, never from a cache."""
     session = db.session()  # the scoped session's own Session: it knows its (nested) transactions
-    session.info[_HEAD_KEY] = (session.get_nested_transaction() or session.get_transaction(), head)
+    seq, digest = session.connection().execute(_HEAD_FOR_UPDATE).one()
+    # Remember in which transaction (or savepoint) it was read: until that ends, this session is
+    # the only writer of the head, so the in-memory copy is the truth.
+    head = _Head(seq, bytes(digest), session.get_nested_transaction() or session.get_transaction())
+    session.info[_HEAD_KEY] = head
     return head
 
 
-def _locked_head() -> AuditChainHead:
+def _locked_head() -> _Head:
     """The head locked by this transaction: read and locked once per transaction, not once per
     event (a registration appends three or more events; a bulk import thousands).
 
-    Still valid while the (sub)transaction that took the lock is active. When it was taken in a
-    savepoint that has ended, it is taken again: PostgreSQL releases a row lock taken in a
-    savepoint that rolls back, and the rollback expired the head's attributes anyway."""
+    Valid only in the very (sub)transaction that read it, while it is active: every append
+    writes the head row at once, so in a savepoint begun since, or after the savepoint that read
+    it has ended (released, or rolled back with its appends), it is read again from the
+    database, which then holds exactly what was kept. (PostgreSQL also releases a row lock
+    taken in a savepoint that rolls back: reading it again takes it again.)"""
     session = db.session()
-    cached = session.info.get(_HEAD_KEY)
-    if cached is not None:
-        transaction, head = cached
-        current = session.get_nested_transaction() or session.get_transaction()
-        while current is not None and transaction.is_active:
-            if current is transaction:
-                return head
-            current = current.parent
-    # No autoflush before the lock: the head row does not depend on anything pending, and a
-    # flush here would cost every caller one more round trip per event.
-    with session.no_autoflush:
-        return _lock_head()
+    head = session.info.get(_HEAD_KEY)
+    if head is not None and head.transaction.is_active and head.transaction is (
+            session.get_nested_transaction() or session.get_transaction()):
+        return head
+    return _lock_head()
 
 
 def _event_context() -> tuple[str | None, str | None]:
@@ -119,8 +126,8 @@ def record_many(events: list[PendingEvent]) -> list[int]:
 def _append(events) -> list[int]:
     """The one way events join the chain (``record`` and ``record_many``): each row hashed over
     the previous one's hash and its stored bytes (details ciphertext included), inserted with
-    Core in the caller's transaction; the head moves in the session and is written with the
-    next flush or the commit. Every outcome is checked before anything is appended."""
+    Core in the caller's transaction, and the head row moved with them (one UPDATE per call, not
+    per event). Every outcome is checked before anything is appended."""
     for pending in events:
         if pending.outcome not in OUTCOMES:
             raise ValueError(f"unknown audit outcome {pending.outcome!r}")
@@ -148,7 +155,9 @@ def _append(events) -> list[int]:
         previous = digest
     # On the session's connection: Core, so the session does not flush first (nothing pending
     # is needed by an event row: subjects and actors are plain values, not foreign keys).
-    db.session.connection().execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    connection = db.session.connection()
+    connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    connection.execute(_HEAD_MOVE, {"new_seq": seq, "new_hash": previous})
     head.seq, head.hash = seq, previous
     return [row["seq"] for row in rows]
 
@@ -170,7 +179,7 @@ def checkpoint_interval(app=None) -> timedelta | None:
     return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
 
 
-def _checkpoint_due(head: AuditChainHead, interval: timedelta | None) -> bool:
+def _checkpoint_due(head: _Head, interval: timedelta | None) -> bool:
     last = db.session.execute(
         select(AuditEvent.id, AuditEvent.occurred_at)
         .where(AuditEvent.code == int(EventCode.AUDIT_CHECKPOINT_WRITTEN))

@@ -26,8 +26,9 @@ from datetime import date, datetime, timedelta
 import pycountry
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, false, func, or_, select, update
+from sqlalchemy import bindparam, false, func, insert, or_, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
@@ -721,6 +722,10 @@ _DRAFTING_LOCK = (
     .where(_CASE.c.id == bindparam("case_id")).with_for_update(of=_CASE))
 _CASE_DECISIONS = select(_DECISION.c.person_id, _DECISION.c.round, _DECISION.c.status,
                          _DECISION.c.corrects_decision_id).where(_DECISION.c.case_id == bindparam("case_id"))
+_INSERT_DECISION = insert(_DECISION)
+# (attribute, column) of every mapped column: the encrypted ``reasons`` is the attribute
+# ``_reasons_ciphertext`` of the column ``reasons``.
+_DECISION_COLUMNS = tuple((prop.key, prop.columns[0].key) for prop in Decision.__mapper__.column_attrs)
 _VERSION_BUMP = (update(_CASE).where(_CASE.c.id == bindparam("case_id"), _CASE.c.version == bindparam("seen"))
                  .values(version=bindparam("next"), updated_at=bindparam("now")))
 
@@ -756,6 +761,29 @@ def _drafting_state(case_id: str, status: str, person_id: str | None) -> tuple[i
     return round_, taken
 
 
+def _insert_new_draft(case: Row, person_id: str, round_: int, acting_user, outcome: str | None, basis: list[str],
+                      reasons: str | None) -> Decision:
+    """A new draft written with one Core INSERT, then attached to the session as the persistent
+    entity it is, holding exactly what was written (for the caller; no reload, nothing left for
+    the commit's flush). The service owns the row: nothing else in the transaction has seen it.
+    The entity is built first, as everywhere: its id is set before ``reasons`` is encrypted
+    (bound to the row id, by the model's encrypted column); a column not set here gets its
+    model default from the INSERT and is read from the database if ever used."""
+    stamp = utcnow()
+    decision = Decision(case_id=case.id, person_id=person_id, office_id=case.office_id, corrects_decision_id=None,
+                        round=round_, status="draft", outcome=outcome, legal_basis=basis, reasons=reasons,
+                        drafted_by_id=acting_user.id, last_edited_by_id=acting_user.id, submitted_at=None,
+                        approved_by_id=None, approved_at=None, issued_by_id=None, issued_at=None,
+                        procedure_track=None, created_at=stamp, updated_at=stamp, version=1)
+    written = decision.__dict__
+    db.session.connection().execute(_INSERT_DECISION, {column: written[attribute]
+                                                       for attribute, column in _DECISION_COLUMNS
+                                                       if attribute in written})
+    make_transient_to_detached(decision)
+    db.session.add(decision)
+    return decision
+
+
 def _bump_version(case: Row, now: datetime, submitted: Mapping | None) -> None:
     """The case's version moves on, as the mapper's version counter would move it: under the
     row lock taken by ``_lock_for_drafting`` the guard on the old version always holds, and it
@@ -779,8 +807,10 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     Concurrency as everywhere here: the case row is locked and its version compared with the
     one the user saw; two drafts at once, one commits and the other gets DecisionConflict.
     Lean on purpose (this is workload W5): the case is read as a row of four columns, not as an
-    entity; its version is bumped with one UPDATE; the only entity written is the decision. The
-    first draft of an interviewed case, which also takes a lifecycle step, loads the case."""
+    entity; its version is bumped with one UPDATE; a new decision is written with one INSERT
+    (all Core statements built once, on the session's connection: the commit has nothing left
+    to flush). The first draft of an interviewed case, which also takes a lifecycle step, loads
+    the case; an edit loads the decision and writes it through the mapper (its version checked)."""
     now = _now(now)
     basis = list(dict.fromkeys(legal_basis or ()))
     submitted = {"person_id": person_id, "outcome": outcome, "legal_basis": basis, "reasons": reasons,
@@ -814,21 +844,19 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     if errors:
         _rollback_and_raise(InvalidInput(errors))
     created = decision is None
+    written_reasons = (reasons or "").strip() or None
     if created:
-        decision = Decision(case_id=case.id, person_id=person_id, office_id=case.office_id, round=round_,
-                            drafted_by_id=acting_user.id, status="draft")
-        db.session.add(decision)
-    decision.outcome = outcome
-    decision.legal_basis = basis
-    decision.reasons = (reasons or "").strip() or None
-    decision.last_edited_by_id = acting_user.id
-    decision.status = "draft"
-    decision.approved_by_id = None
-    decision.approved_at = None
-    # No flush of its own: the row id is set in Python (RandomIdRow) and nothing below reads the
-    # new row back; it is written at the latest by the commit.
+        decision = _insert_new_draft(case, person_id, round_, acting_user, outcome, basis, written_reasons)
+    else:
+        decision.outcome = outcome
+        decision.legal_basis = basis
+        decision.reasons = written_reasons
+        decision.last_edited_by_id = acting_user.id
+        decision.status = "draft"
+        decision.approved_by_id = None
+        decision.approved_at = None
     details = {"decision_id": decision.id, "person_id": decision.person_id, "created": created,
-               "outcome": outcome, "legal_basis": basis, "reasons_written": decision.reasons is not None}
+               "outcome": outcome, "legal_basis": basis, "reasons_written": written_reasons is not None}
     if decision.corrects_decision_id:
         details["corrects_decision_id"] = decision.corrects_decision_id
     record(EventCode.DECISION_DRAFTED, actor=acting_user, subject=("case", case.id), details=details)

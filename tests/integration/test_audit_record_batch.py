@@ -117,3 +117,35 @@ def test_lock_first_taken_in_a_savepoint_is_taken_again_after_it(app):
     assert len(reads) == 2
     assert db.session.scalars(select(AuditEvent.subject_id).where(AuditEvent.id > start)).all() == ["kept"]
     assert verify_audit_trail().ok
+
+
+def test_savepoint_released_keeps_its_events_and_the_chain_goes_on(app):
+    """The head read in the transaction, events appended in a savepoint that is released, then
+    more in the transaction: consecutive sequence numbers, one unbroken chain."""
+    start = head_seq()
+    record(EventCode.RECORD_VIEWED, subject=("case", "before"))
+    with db.session.begin_nested():
+        record(EventCode.RECORD_VIEWED, subject=("case", "inside"))
+        record_many([PendingEvent(EventCode.RECORD_VIEWED, subject=("case", "inside-too"))])
+    record(EventCode.RECORD_VIEWED, subject=("case", "after"))
+    db.session.commit()
+    rows = db.session.execute(select(AuditEvent.id, AuditEvent.subject_id).where(AuditEvent.id > start)
+                              .order_by(AuditEvent.id)).all()
+    assert [tuple(r) for r in rows] == [(start + 1, "before"), (start + 2, "inside"), (start + 3, "inside-too"),
+                                        (start + 4, "after")]
+    assert db.session.get(AuditChainHead, 1).seq == start + 4
+    assert verify_audit_trail().ok
+
+
+def test_the_head_row_moves_with_every_append(app):
+    """Each append writes the head row in the same transaction: seen from the session before
+    any commit, the head names the last event appended."""
+    start = head_seq()
+    record(EventCode.RECORD_VIEWED, subject=("case", "one"))
+    record_many([PendingEvent(EventCode.RECORD_VIEWED, subject=("case", "two")),
+                 PendingEvent(EventCode.RECORD_VIEWED, subject=("case", "three"))])
+    seq, digest = db.session.execute(select(AuditChainHead.seq, AuditChainHead.hash)).one()
+    last = db.session.scalar(select(AuditEvent.hash).where(AuditEvent.id == start + 3))
+    assert seq == start + 3 and bytes(digest) == bytes(last)
+    db.session.rollback()
+    assert head_seq() == start

@@ -40,6 +40,26 @@ def test_a_second_draft_in_the_same_session_does_not_reload_the_acting_user(app,
     assert (stored.person_id, stored.reasons, stored.version) == (second_person, "Written reasons.", saved.version)
 
 
+def test_a_new_draft_is_one_insert_and_the_returned_entity_holds_the_stored_row(app, make_user):
+    """The new draft is written with one INSERT before the commit (nothing left for the flush),
+    the returned decision is a persistent entity of the session, every column of it equals the
+    stored row, and the reasons are stored encrypted (bound to the row: they decrypt on a fresh
+    load)."""
+    case, worker = interviewed_case(make_user, people=2)
+    first_person, second_person = (p.id for p in case.persons)
+    draft(case.id, worker, first_person)
+    with captured_statements() as seen:
+        saved = draft(case.id, worker, second_person, outcome="rejected_unfounded", reasons="Not credible.")
+    assert sum(s.lstrip().upper().startswith("INSERT INTO DECISION") for s in seen) == 1
+    assert inspect(saved).persistent and saved in db.session
+    stored = db.session.execute(select(Decision.__table__).where(Decision.__table__.c.id == saved.id)).mappings().one()
+    for prop in Decision.__mapper__.column_attrs:
+        assert getattr(saved, prop.key) == stored[prop.columns[0].key], prop.key
+    assert stored["reasons"] is not None and b"Not credible." not in bytes(stored["reasons"])
+    db.session.expire_all()
+    assert db.session.get(Decision, saved.id).reasons == "Not credible."
+
+
 def test_what_else_the_session_held_is_expired_after_a_draft(app, make_user):
     """Only the acting user and the written decision stay loaded: a case the caller loaded
     before is expired like after any commit, so it shows the version the draft moved it to."""
