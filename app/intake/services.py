@@ -16,7 +16,8 @@ from typing import Any
 from types import SimpleNamespace
 from datetime import date, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
@@ -339,13 +340,35 @@ def _insert_driver_rows(table, rows: list[tuple]) -> None:
         connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) "  # noqa: S608
                                    f"VALUES ({', '.join('?' * len(table.columns))})", rows)
         return
-    # COPY bypasses the engine's statement hooks; every caller has just written the people these
-    # rows point to through them (foreign keys), so the hooks have seen this transaction write.
-    with connection.connection.driver_connection.cursor() as cursor, \
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-        write = copy.write_row
-        for row in rows:
-            write(row)
+    # COPY bypasses the engine's statement hooks; every caller also writes through them in this
+    # transaction (people or audit events), so a connection they refuse commits nothing of it.
+    statement = f"COPY {table.name} ({names}) FROM STDIN"
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except driver_error as exc:
+        # Raised as SQLAlchemy raises a failed INSERT (IntegrityError for a taken reference, say),
+        # so callers catch one kind of database error whichever way the rows went.
+        raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+
+
+def _insert_model_rows(table, rows: list[dict]) -> None:
+    """Rows given as dicts (every column of ``table`` named) through ``_insert_driver_rows``,
+    each value first put in the driver's form by its column type, exactly as a Core INSERT
+    would (dates and JSON on SQLite, JSON and binary wrappers on PostgreSQL, timezone checks)."""
+    if not rows:
+        return
+    columns = list(table.columns)
+    missing = [column.name for column in columns if column.name not in rows[0]]
+    if missing:  # a Core INSERT would apply their defaults; this path never guesses them
+        raise ValueError(f"{table.name} rows lack columns: {', '.join(missing)}")
+    dialect = db.session.get_bind().dialect
+    converters = [(column.name, column.type.bind_processor(dialect)) for column in columns]
+    _insert_driver_rows(table, [tuple(row[name] if convert is None else convert(row[name])
+                                      for name, convert in converters) for row in rows])
 
 
 def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
@@ -787,7 +810,7 @@ def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_
         events.append(PendingEvent(EventCode.CASE_TRIAGED, actor=acting_user, subject=("case", item.case_id),
                                    details=item.triage_details))
     for model, rows in ((Case, cases), (Person, people), (TriageRecord, triage_records)):
-        db.session.execute(insert(model.__table__), rows)
+        _insert_model_rows(model.__table__, rows)
     _insert_key_rows(match_keys, documents)
     record_many(events)
 

@@ -1,14 +1,16 @@
-"""Match-key and document-index rows go to the driver directly (COPY on PostgreSQL, one
-executemany on SQLite): they must still be part of the registration's transaction, so a batch
-that fails after writing them leaves none behind, and they are the rows the duplicate check and
-the document search read."""
+"""Match-key and document-index rows (and the import's case, person and triage rows) go to the
+driver directly (COPY on PostgreSQL, one executemany on SQLite): they must still be part of the
+registration's transaction, so a batch that fails after writing them leaves none behind, a
+refused write is SQLAlchemy's error like any other, and they are the rows the duplicate check
+and the document search read."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.extensions import db
 from app.intake import importer, services
@@ -54,3 +56,15 @@ def test_key_rows_written_one_at_a_time_find_the_duplicate(app, officer):  # noq
         assert list(exc.candidates) == [0]
     else:
         raise AssertionError("the second registration of the same person was not flagged")
+
+
+def test_a_refused_driver_write_is_a_sqlalchemy_error(app, officer):  # noqa: F811
+    """A key row the database refuses (its person does not exist) raises SQLAlchemy's
+    IntegrityError on both databases, as a Core INSERT would: the importer's fallback and the
+    services' rollbacks catch database errors of that one kind."""
+    services.register_claim(claim(), acting_user=officer)
+    before = db.session.scalar(select(func.count()).select_from(PersonMatchKey))
+    with pytest.raises(IntegrityError):
+        services._insert_key_rows([("0" * 32, b"k" * 16)], [])
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(PersonMatchKey)) == before
