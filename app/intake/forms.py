@@ -456,6 +456,13 @@ class RegistrationForm(FlaskForm):
                         max_entries=MAX_PERSONS)
 
 
+class RegistrationHead(FlaskForm):
+    """What a blank registration page renders besides its cached fields (views._blank_fields): the
+    CSRF token and an empty draft id, without building a whole registration form."""
+
+    draft_id = HiddenField()
+
+
 class EditPersonForm(PersonForm):
     # The saved person this entry edits (a random row id, never personal data; empty for a person
     # added on this edit). It travels with the entry when another entry is removed, so people are

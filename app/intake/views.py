@@ -89,26 +89,29 @@ def _draft_id(form) -> str | None:
 
 # -- shared by the registration and edit forms ----------------------------------------------------------
 
-def _blank_registration() -> forms.RegistrationForm:
+def _blank_registration(today: str) -> forms.RegistrationForm:
     form = forms.RegistrationForm(formdata=None)
     form.persons[0].form.principal.data = True
-    form.registered_on.data = date.today().isoformat()
+    form.registered_on.data = today
     return form
 
 
-def _blank_fields(form) -> Markup:
+def _blank_fields() -> Markup:
     """The fields of a blank registration form as HTML. Nearly 200 kB, the same for every officer
     on a given day (the registration date is filled in) in a given language: rendered once per
-    language and day, per application, and reused. It holds no personal data and no CSRF token
-    (that field sits outside it, in register.html)."""
+    language and day, per application, and reused; the form itself (1,200 fields) is built only
+    then. It holds no personal data and no CSRF token (that field sits outside it, in
+    register.html)."""
     cache = current_app.extensions.setdefault("intake_blank_fields", {})
-    key = (str(get_locale()), form.registered_on.data)
+    today = date.today().isoformat()
+    key = (str(get_locale()), today)
     fields = cache.get(key)
     if fields is None:
         if len(cache) >= MAX_BLANK_FORMS:
             cache.clear()  # days go by: yesterday's forms are never asked for again
         fields = cache[key] = Markup(render_template(  # noqa: S704 - a rendered, autoescaped template
-            "intake/_registration_fields.html", form=form, person_title=_person_title, section_errors={}))
+            "intake/_registration_fields.html", form=_blank_registration(today), person_title=_person_title,
+            section_errors={}))
     return fields
 
 
@@ -206,8 +209,7 @@ def register():
     if request.method == "GET":
         draft_param = request.args.get("draft")
         if draft_param is None:
-            form = _blank_registration()
-            return _render_form("intake/register.html", form, blank_fields=_blank_fields(form))
+            return _render_form("intake/register.html", forms.RegistrationHead(), blank_fields=_blank_fields())
         try:
             draft = services.load_draft(_row_id_or_404(draft_param), acting_user=actor)
         except services.CaseNotFound:
