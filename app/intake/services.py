@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 from collections.abc import Sequence
 from typing import Any
 from types import SimpleNamespace
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -121,8 +122,15 @@ def _new_reference(office: Office, registered_on: date) -> str:
     while True:
         suffix = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
         reference = f"{office.code}-{registered_on.year}-{suffix}"
-        if db.session.scalar(select(Case.id).where(Case.reference == reference)) is None:
+        if db.session.scalar(_reference_taken(), {"reference": reference}) is None:
             return reference
+
+
+# Statements every registration sends, built once (with bound parameters) rather than per call:
+# building the expression and its cache key costs more CPU than SQLAlchemy's compiled-cache hit.
+@cache
+def _reference_taken():
+    return select(Case.id).where(Case.reference == bindparam("reference"))
 
 
 def _age_group(age: int | None) -> str:
@@ -212,6 +220,18 @@ class _StoredPerson:
 _KEY_CHUNK = 500  # tokens per IN list: far below every driver's parameter limit
 
 
+@cache
+def _key_holders():
+    """Each stored match key among ``:tokens`` with its person's identity and birth ciphertexts,
+    nationalities, case reference and office (built once, see ``_reference_taken``)."""
+    table = Person.__table__
+    return (select(PersonMatchKey.key, Person.id, Person.case_id, table.c.identity, table.c.birth,
+                   Person.nationalities, Person.former_habitual_residence, Case.reference, Office.code)
+            .join(Person, Person.id == PersonMatchKey.person_id).join(Case, Case.id == Person.case_id)
+            .join(Office, Office.id == Case.office_id)
+            .where(PersonMatchKey.key.in_(bindparam("tokens", expanding=True))))
+
+
 def _registered_candidates(probes: list[_Probe]) -> list[list[_StoredPerson]]:
     """For each probe, the registered people sharing at least one match key with it, those
     sharing the most keys first (so a common name cannot push the real duplicate out of the
@@ -222,14 +242,8 @@ def _registered_candidates(probes: list[_Probe]) -> list[list[_StoredPerson]]:
     tokens = sorted({t for probe in probes for t in probe.tokens})
     holders: dict[bytes, list[str]] = {}
     found: dict[str, tuple] = {}
-    table = Person.__table__
     for start in range(0, len(tokens), _KEY_CHUNK):
-        rows = db.session.execute(
-            select(PersonMatchKey.key, Person.id, Person.case_id, table.c.identity, table.c.birth,
-                   Person.nationalities, Person.former_habitual_residence, Case.reference, Office.code)
-            .join(Person, Person.id == PersonMatchKey.person_id).join(Case, Case.id == Person.case_id)
-            .join(Office, Office.id == Case.office_id)
-            .where(PersonMatchKey.key.in_(tokens[start:start + _KEY_CHUNK])))
+        rows = db.session.execute(_key_holders(), {"tokens": tokens[start:start + _KEY_CHUNK]})
         for key, person_id, *rest in rows:
             holders.setdefault(bytes(key), []).append(person_id)
             found[person_id] = rest
