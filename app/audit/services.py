@@ -44,21 +44,24 @@ _INSERT_EVENT = insert(AuditEvent.__table__)
 
 @dataclass
 class _Head:
-    """The chain head as this session last read and moved it, and the (sub)transaction that did."""
+    """The chain head as this session last read and moved it, the (sub)transaction that did, and
+    that transaction's connection (appends run their Core statements on it)."""
 
     seq: int
     hash: bytes
     transaction: Any
+    connection: Any
 
 
 def _lock_head() -> _Head:
     """The chain head, locked until this transaction ends (FOR UPDATE; SQLite: BEGIN IMMEDIATE
     already holds the database) and read from the database, never from a cache."""
     session = db.session()  # the scoped session's own Session: it knows its (nested) transactions
-    seq, digest = session.connection().execute(_HEAD_FOR_UPDATE).one()
+    connection = session.connection()
+    seq, digest = connection.execute(_HEAD_FOR_UPDATE).one()
     # Remember in which transaction (or savepoint) it was read: until that ends, this session is
     # the only writer of the head, so the in-memory copy is the truth.
-    head = _Head(seq, bytes(digest), session.get_nested_transaction() or session.get_transaction())
+    head = _Head(seq, bytes(digest), session.get_nested_transaction() or session.get_transaction(), connection)
     session.info[_HEAD_KEY] = head
     return head
 
@@ -155,9 +158,8 @@ def _append(events) -> list[int]:
         previous = digest
     # On the session's connection: Core, so the session does not flush first (nothing pending
     # is needed by an event row: subjects and actors are plain values, not foreign keys).
-    connection = db.session.connection()
-    connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
-    connection.execute(_HEAD_MOVE, {"new_seq": seq, "new_hash": previous})
+    head.connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    head.connection.execute(_HEAD_MOVE, {"new_seq": seq, "new_hash": previous})
     head.seq, head.hash = seq, previous
     return [row["seq"] for row in rows]
 

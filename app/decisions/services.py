@@ -189,8 +189,12 @@ def _issued_round(case_id: str) -> int:
 
 def working_round(case: Case) -> int:
     """The examination round the case is in: a new one while it is before a decision."""
-    issued = _issued_round(case.id)
-    return issued + 1 if case.status in lifecycle.OPEN_STATUSES else max(issued, 1)
+    return _round_after(case.status, _issued_round(case.id))
+
+
+def _round_after(status: str, issued_round: int) -> int:
+    """``working_round`` from the case's status and the last round with an issued decision."""
+    return issued_round + 1 if status in lifecycle.OPEN_STATUSES else max(issued_round, 1)
 
 
 def _is_complete(decision: Decision) -> bool:
@@ -212,7 +216,6 @@ def _current_decisions(case: Case, round_: int) -> list[Decision]:
 
 def case_facts(case: Case, *, reason_given: bool = False, today: date | None = None) -> lifecycle.CaseFacts:
     """What exists on ``case`` for the lifecycle guards (a few small queries on one case)."""
-    today = today or utcnow().date()
     round_ = working_round(case)
     interviews = db.session.execute(select(Interview.status, Interview.attendance).where(
         Interview.case_id == case.id, Interview.round == round_)).all()
@@ -224,6 +227,18 @@ def case_facts(case: Case, *, reason_given: bool = False, today: date | None = N
     notifications = db.session.scalars(select(Notification).where(Notification.decision_id.in_(issued_ids))).all() \
         if issued_ids else []
     appeals = db.session.scalars(select(Appeal).where(Appeal.decision_id.in_(issued_ids))).all() if issued_ids else []
+    return _facts_of(case, interviews, omitted, current, issued_ids, notifications, appeals,
+                     reason_given=reason_given, today=today)
+
+
+def _facts_of(case: Case, interviews: list[tuple[str, str | None]], omitted: bool, current: list[Decision],
+              issued_ids: list[str], notifications: list[Notification], appeals: list[Appeal], *,
+              reason_given: bool, today: date | None) -> lifecycle.CaseFacts:
+    """The lifecycle facts from what was read of the working round: (status, attendance) of its
+    interviews, whether it has an omission, its original decisions, the ids of its issued ones
+    and their notifications and appeals. Pure: ``case_facts`` queries these; the workspace
+    passes what it has loaded for the page already."""
+    today = today or utcnow().date()
     originals_issued = [d for d in current if d.status == "issued"]
     notified_ids = {n.decision_id for n in notifications}
     return lifecycle.CaseFacts(
@@ -730,7 +745,7 @@ _VERSION_BUMP = (update(_CASE).where(_CASE.c.id == bindparam("case_id"), _CASE.c
                  .values(version=bindparam("next"), updated_at=bindparam("now")))
 
 
-def _lock_for_drafting(case_id: str, person_id, acting_user, expected_version: int | None,
+def _lock_for_drafting(connection, case_id: str, person_id, acting_user, expected_version: int | None,
                        submitted: Mapping | None) -> Row:
     """Drafting's lock point, in one statement: the case row locked (FOR UPDATE; SQLite: the
     transaction is BEGIN IMMEDIATE) with only what drafting needs (id, office, status, version)
@@ -740,7 +755,7 @@ def _lock_for_drafting(case_id: str, person_id, acting_user, expected_version: i
     row = None
     if case_id and isinstance(case_id, str) and len(case_id) <= 32:
         wanted = person_id if isinstance(person_id, str) and len(person_id) <= 32 else None
-        row = db.session.connection().execute(_DRAFTING_LOCK, {"case_id": case_id, "person_id": wanted}).first()
+        row = connection.execute(_DRAFTING_LOCK, {"case_id": case_id, "person_id": wanted}).first()
     if row is None or row.office_id != acting_user.office_id:
         _scoped_case(case_id, acting_user)  # raises
         raise CaseNotFound("no such case")  # not reached: _scoped_case refuses what we refuse
@@ -750,19 +765,19 @@ def _lock_for_drafting(case_id: str, person_id, acting_user, expected_version: i
     return row
 
 
-def _drafting_state(case_id: str, status: str, person_id: str | None) -> tuple[int, bool]:
+def _drafting_state(connection, case_id: str, status: str, person_id: str | None) -> tuple[int, bool]:
     """(working round, whether ``person_id`` already has an original decision in it): both
     from one read of the case's decisions (a few rows, four plain columns), where
     ``working_round`` and ``_current_decisions`` would read full rows in two or three."""
-    rows = db.session.connection().execute(_CASE_DECISIONS, {"case_id": case_id}).all()
+    rows = connection.execute(_CASE_DECISIONS, {"case_id": case_id}).all()
     issued = max((r.round for r in rows if r.status == "issued"), default=0)
     round_ = issued + 1 if status in lifecycle.OPEN_STATUSES else max(issued, 1)
     taken = any(r.person_id == person_id and r.round == round_ and r.corrects_decision_id is None for r in rows)
     return round_, taken
 
 
-def _insert_new_draft(case: Row, person_id: str, round_: int, acting_user, outcome: str | None, basis: list[str],
-                      reasons: str | None) -> Decision:
+def _insert_new_draft(connection, case: Row, person_id: str, round_: int, acting_user, outcome: str | None,
+                      basis: list[str], reasons: str | None) -> Decision:
     """A new draft written with one Core INSERT, then attached to the session as the persistent
     entity it is, holding exactly what was written (for the caller; no reload, nothing left for
     the commit's flush). The service owns the row: nothing else in the transaction has seen it.
@@ -776,21 +791,20 @@ def _insert_new_draft(case: Row, person_id: str, round_: int, acting_user, outco
                         approved_by_id=None, approved_at=None, issued_by_id=None, issued_at=None,
                         procedure_track=None, created_at=stamp, updated_at=stamp, version=1)
     written = decision.__dict__
-    db.session.connection().execute(_INSERT_DECISION, {column: written[attribute]
-                                                       for attribute, column in _DECISION_COLUMNS
-                                                       if attribute in written})
+    connection.execute(_INSERT_DECISION, {column: written[attribute] for attribute, column in _DECISION_COLUMNS
+                                          if attribute in written})
     make_transient_to_detached(decision)
     db.session.add(decision)
     return decision
 
 
-def _bump_version(case: Row, now: datetime, submitted: Mapping | None) -> None:
+def _bump_version(connection, case: Row, now: datetime, submitted: Mapping | None) -> None:
     """The case's version moves on, as the mapper's version counter would move it: under the
     row lock taken by ``_lock_for_drafting`` the guard on the old version always holds, and it
     stays as a belt. Core on the session's connection: the session does not flush first (the
     new decision is written with the commit)."""
-    done = db.session.connection().execute(_VERSION_BUMP, {"case_id": case.id, "seen": case.version,
-                                                           "next": case.version + 1, "now": now})
+    done = connection.execute(_VERSION_BUMP, {"case_id": case.id, "seen": case.version,
+                                              "next": case.version + 1, "now": now})
     if done.rowcount != 1:
         _rollback_and_raise(DecisionConflict(submitted, case.version))
 
@@ -816,7 +830,9 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     submitted = {"person_id": person_id, "outcome": outcome, "legal_basis": basis, "reasons": reasons,
                  "decision_id": decision_id}
     _require_any(acting_user, CASEWORK, "drafting a decision")
-    case = _lock_for_drafting(case_id, person_id, acting_user, expected_version, submitted)
+    # The transaction's connection, taken once: drafting's Core statements all run on it.
+    connection = db.session.connection()
+    case = _lock_for_drafting(connection, case_id, person_id, acting_user, expected_version, submitted)
     errors = _validate_draft(outcome, basis, reasons)
     person_found = case.person_id is not None
     if not person_found:
@@ -834,7 +850,7 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
         if case.status not in lifecycle.DRAFTING_STATUSES:
             errors.setdefault("__all__", []).append(
                 _("Decisions are drafted after the interview and before the review."))
-        round_, taken = _drafting_state(case.id, case.status, person_id)
+        round_, taken = _drafting_state(connection, case.id, case.status, person_id)
         if taken:
             errors.setdefault("__all__", []).append(_("This person already has a draft: edit it."))
     editing_original = (decision is not None and decision.corrects_decision_id is None
@@ -846,7 +862,7 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
     created = decision is None
     written_reasons = (reasons or "").strip() or None
     if created:
-        decision = _insert_new_draft(case, person_id, round_, acting_user, outcome, basis, written_reasons)
+        decision = _insert_new_draft(connection, case, person_id, round_, acting_user, outcome, basis, written_reasons)
     else:
         decision.outcome = outcome
         decision.legal_basis = basis
@@ -872,7 +888,7 @@ def save_draft(case_id: str, *, acting_user, person_id: str, outcome: str | None
             db.session.rollback()  # nothing half-saved: the new draft goes with the refused step
             raise
     else:
-        _bump_version(case, now, submitted)
+        _bump_version(connection, case, now, submitted)
     _commit_keeping_loaded(case.id, submitted, acting_user, decision)
     return decision
 
@@ -1341,7 +1357,17 @@ def workspace(case_id: str, *, acting_user, now: datetime | None = None) -> Work
     appeals = db.session.scalars(select(Appeal).where(Appeal.case_id == case.id).order_by(Appeal.lodged_on)).all()
     omissions = db.session.scalars(select(InterviewOmission).where(InterviewOmission.case_id == case.id)
                                    .order_by(InterviewOmission.round.desc())).all()
-    round_ = working_round(case)
+    # The working round and the lifecycle facts from the rows just loaded for the page (the
+    # same reads case_facts would make again, seven queries' worth).
+    round_ = _round_after(case.status, max((d.round for d in decisions if d.status == "issued"), default=0))
+    issued_ids = [d.id for d in decisions if d.round == round_ and d.status == "issued"]
+    facts = _facts_of(
+        case, [(i.status, i.attendance) for i in interviews if i.round == round_],
+        any(o.round == round_ for o in omissions),
+        sorted((d for d in decisions if d.round == round_ and d.corrects_decision_id is None),
+               key=lambda d: d.created_at),
+        issued_ids, [notifications[i] for i in issued_ids if i in notifications],
+        [a for a in appeals if a.decision_id in issued_ids], reason_given=True, today=now.date())
     user_ids = {i.interviewer_id for i in interviews} | {i.cancelled_by_id for i in interviews if i.cancelled_by_id} | {
         o.recorded_by_id for o in omissions} | {r.reviewer_id for r in reviews} | {
         uid for d in decisions for uid in (d.drafted_by_id, d.last_edited_by_id, d.approved_by_id, d.issued_by_id)
@@ -1359,7 +1385,7 @@ def workspace(case_id: str, *, acting_user, now: datetime | None = None) -> Work
             corrected_by=[d.id for d in decisions if d.corrects_decision_id == decision.id]))
     view = Workspace(
         case=case, status_label=_(lifecycle.STATUS_LABELS.get(case.status, case.status)), round=round_,
-        persons=persons, steps=next_steps(case, acting_user, today=now.date()),
+        persons=persons, steps=lifecycle.next_steps(case.status, facts, permission_values(acting_user)),
         interviews=[(i, i.interpreter_name, i.notes) for i in interviews], decisions=rows,
         omissions=[OmissionRow(o, o.medical_opinion_reference, o.details, o.round == round_) for o in omissions],
         can_draft=any(acting_user.can(p) for p in CASEWORK), can_review=acting_user.can(Permission.DECISION_REVIEW),
