@@ -157,8 +157,8 @@ def _commit_keeping_loaded(case_id: str, submitted: Mapping | None, *written) ->
 
     Those stay loaded: the rows hold exactly what was just committed under the case lock, and
     the acting user is the one this call was checked against, as a request checks the user it
-    loaded once. Without this, a caller that works on in one session (an import, a CLI, the
-    next call) pays a reload of the user by its key at its first permission check, which in
+    loaded once. Without this, a caller that goes on in the same session (an import, a CLI,
+    the next call) pays a reload of the user by its key at its first permission check, which in
     W5 was 30% of drafting's CPU."""
     session = db.session()
     session.expire_on_commit = False
@@ -770,8 +770,7 @@ def _drafting_state(connection, case_id: str, status: str, person_id: str | None
     from one read of the case's decisions (a few rows, four plain columns), where
     ``working_round`` and ``_current_decisions`` would read full rows in two or three."""
     rows = connection.execute(_CASE_DECISIONS, {"case_id": case_id}).all()
-    issued = max((r.round for r in rows if r.status == "issued"), default=0)
-    round_ = issued + 1 if status in lifecycle.OPEN_STATUSES else max(issued, 1)
+    round_ = _round_after(status, max((r.round for r in rows if r.status == "issued"), default=0))
     taken = any(r.person_id == person_id and r.round == round_ and r.corrects_decision_id is None for r in rows)
     return round_, taken
 
