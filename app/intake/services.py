@@ -675,8 +675,8 @@ def register_claims(payloads: list[dict], *, acting_user, on_duplicate: str = "s
                     dry_run: bool = False) -> list[BulkOutcome]:
     """Register many claims in one transaction (the bulk import): the same validation,
     encryption, blind indexes, match keys, duplicate check, triage and audit as
-    ``register_claim``, and the same stored rows, but written with one multi-row INSERT per
-    table, one lock of the audit chain head and the data key looked up once.
+    ``register_claim``, and the same stored rows, but written with one bulk write per table
+    (COPY on PostgreSQL), one lock of the audit chain head and the data key looked up once.
 
     Every claim is validated and checked before anything is written, so a refused claim leaves
     nothing behind and never spoils the others; the accepted ones commit together, once. Returns
@@ -805,8 +805,9 @@ def _new_references(office: Office, items: list[PreparedClaim]) -> None:
 def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_duplicate: str,
                     legacy_ids: list[str | None]) -> None:
     """The accepted claims' rows, then their audit events, in the current transaction: one
-    multi-row INSERT per table, events in the order registering one claim after the other
-    gives (CASE_REGISTERED, the duplicate decisions, CASE_TRIAGED)."""
+    bulk write per table (``_insert_model_rows``, ``_insert_key_rows``), events in the order
+    registering one claim after the other gives (CASE_REGISTERED, the duplicate decisions,
+    CASE_TRIAGED)."""
     from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
 
     _new_references(office, items)
