@@ -24,6 +24,7 @@ from wtforms import FieldList, FormField
 from app.audit.codes import EventCode
 from app.auth.access import requires
 from app.auth.permissions import Permission
+from app.database import reads_only
 from app.intake import bp, form_html, forms, services
 from app.triage import services as triage_services
 from app.intake.reference import country_name
@@ -334,6 +335,7 @@ def _registered_message(result: services.RegistrationResult) -> str:
 
 
 @bp.route("/drafts")
+@reads_only
 @requires(Permission.CASE_REGISTER)
 def drafts():
     rows = []
@@ -348,6 +350,7 @@ def drafts():
 # -- search --------------------------------------------------------------------------------------------------
 
 @bp.route("/search", methods=["GET", "POST"])
+@reads_only
 @requires(Permission.CASE_SEARCH)
 def search():
     """Search terms travel in the body of a POST, never in the URL (they are personal data)."""

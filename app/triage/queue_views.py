@@ -27,6 +27,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from app.auth.access import requires
 from app.auth.forms import ConfirmForm
 from app.auth.permissions import Permission
+from app.database import reads_only
 from app.db_types import utcnow
 from app.triage import bp, queues
 
@@ -213,6 +214,7 @@ def _bad_link():
 # -- queues ----------------------------------------------------------------------------------------
 
 @bp.route("/queue")
+@reads_only
 @requires(Permission.QUEUE_WORK)
 def queue_page():
     args = ListArgs.parse(request.args)
@@ -247,6 +249,7 @@ def take_next_case():
 
 
 @bp.route("/my-cases")
+@reads_only
 @requires(Permission.QUEUE_WORK)
 def my_cases():
     args = ListArgs.parse(request.args)
@@ -261,6 +264,7 @@ def my_cases():
 
 
 @bp.route("/deadlines")
+@reads_only
 @requires(Permission.QUEUE_WORK)
 def deadlines():
     args = DeadlineArgs(request.args)
@@ -280,6 +284,7 @@ def deadlines():
 # -- supervisors -------------------------------------------------------------------------------------
 
 @bp.route("/workload")
+@reads_only
 @requires(Permission.QUEUE_ASSIGN)
 def workload():
     return _render("triage/workload.html", rows=queues.workload(current_user.office_id))
@@ -313,6 +318,7 @@ def _assign_page(form: AssignForm, args: AssignArgs, status: int):
 
 
 @bp.route("/assign", methods=["GET", "POST"])
+@reads_only
 @requires(Permission.QUEUE_ASSIGN)
 def assign():
     if request.method == "GET":
