@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 from datetime import timedelta
@@ -119,6 +120,10 @@ def test_rotation_waits_for_stale_writers(app, make_user, quick_settle, monkeypa
     stale = crypto.Keyring(crypto.decode_kek(app.config["NANSEN_KEK"]), db.engine)
     stale._keys = crypto.keyring()._load()
     stale._keys.current_data_key_id = min(stale._keys.data_keys)  # still on the old key
+    # ...and it stays there: it must not reload its keys before its write. With quick_settle's
+    # 0.2 s refresh it did whenever a loaded machine took longer than that to reach the write,
+    # and then wrote on the new key, leaving nothing to re-encrypt (total 0: a flaky failure).
+    stale._keys.loaded_at = math.inf
     # The run's clock only moves when it pauses, and the straggler writes at its first pause: the
     # write lands inside the settling window by construction, however slowly a loaded machine runs.
     now, pauses = [admin_services._newest_data_key_created_at()], []
