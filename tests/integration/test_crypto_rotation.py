@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ def quick_settle(monkeypatch):
     monkeypatch.setattr(admin_services, "IN_FLIGHT_WRITE_SECONDS", 0.3)
 
 
-def test_rotation_while_writes_continue(app, make_user, quick_settle):
+def test_rotation_while_writes_continue(app, make_user, quick_settle, monkeypatch):
     """A writer keeps changing encrypted values during `flask crypto rotate`: no error, nothing
     left on old keys, every value decrypts to what was last written, the chain verifies."""
     users = [make_user("caseworker") for _ in range(40)]
@@ -68,6 +69,24 @@ def test_rotation_while_writes_continue(app, make_user, quick_settle):
             finally:
                 db.session.remove()
 
+    # The rotation's first batch waits for one more write of the application (holding no
+    # transaction, so SQLite's write lock is free): the writes interleave with the rotation by
+    # construction, not by how the threads happen to be scheduled on a loaded machine.
+    first_batch_waited = []
+    rotate_batch = crypto.rotate_batch
+
+    def rotate_batch_after_a_write(*args, **kwargs):
+        if not first_batch_waited:
+            db.session.rollback()
+            target = len(writes) + 1
+            for _ in range(6000):  # at most 60 s
+                if len(writes) >= target or errors:
+                    break
+                time.sleep(0.01)
+            first_batch_waited.append(len(writes) >= target)
+        return rotate_batch(*args, **kwargs)
+    monkeypatch.setattr(crypto, "rotate_batch", rotate_batch_after_a_write)
+
     thread = threading.Thread(target=writer)
     thread.start()
     assert started.wait(60)  # generous: a loaded CI machine serialises SQLite writers
@@ -81,7 +100,7 @@ def test_rotation_while_writes_continue(app, make_user, quick_settle):
     assert result.exit_code == 0, result.output
     assert "values left on older keys: 0" in result.output
     new_key = crypto.keyring().current_key_id
-    assert writes_during > writes_before  # the application kept writing during the rotation
+    assert first_batch_waited == [True] and writes_during > writes_before  # writes went on during the rotation
     assert new_key != old_key and new_key in writes[writes_before:]
 
     db.session.remove()
