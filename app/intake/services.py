@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from datetime import date, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import crypto
@@ -26,6 +25,7 @@ from app.audit.codes import EventCode
 from app.audit.services import PendingEvent, record, record_and_commit, record_many
 from app.auth.models import Office
 from app.auth.permissions import Permission
+from app.database import insert_rows
 from app.db_types import utcnow
 from app.extensions import db
 from app.intake import matching
@@ -339,38 +339,11 @@ def _insert_key_rows(match_keys: list[tuple], document_numbers: list[tuple]) -> 
     pipelined INSERT per row, cost many times the database's own work (measured: 40,000 rows,
     0.6 s of CPU as INSERTs, 0.03 s as COPY)."""
     for table, rows in ((PersonMatchKey.__table__, match_keys), (DocumentNumberIndex.__table__, document_numbers)):
-        if rows:
-            _insert_driver_rows(table, rows)
-
-
-def _insert_driver_rows(table, rows: list[tuple]) -> None:
-    """Insert ``rows`` (tuples in the order of the table's columns, values the driver takes as
-    they are: str, bytes) with the session's connection, so in its transaction."""
-    connection = db.session.connection()
-    # Table and column names come from the models, never from input: nothing to inject.
-    names = ", ".join(column.name for column in table.columns)
-    if connection.dialect.name != "postgresql":
-        # exec_driver_sql passes the engine's statement hooks, unlike the driver's own cursor.
-        connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) "  # noqa: S608
-                                   f"VALUES ({', '.join('?' * len(table.columns))})", rows)
-        return
-    # COPY bypasses the engine's statement hooks; every caller also writes through them in this
-    # transaction (people or audit events), so a connection they refuse commits nothing of it.
-    statement = f"COPY {table.name} ({names}) FROM STDIN"
-    driver_error = connection.dialect.loaded_dbapi.Error
-    try:
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
-    except driver_error as exc:
-        # Raised as SQLAlchemy raises a failed INSERT (IntegrityError for a taken reference, say),
-        # so callers catch one kind of database error whichever way the rows went.
-        raise DBAPIError.instance(statement, None, exc, driver_error) from exc
+        insert_rows(db.session.connection(), table.name, [column.name for column in table.columns], rows)
 
 
 def _insert_model_rows(table, rows: list[dict]) -> None:
-    """Rows given as dicts (every column of ``table`` named) through ``_insert_driver_rows``,
+    """Rows given as dicts (every column of ``table`` named) through ``database.insert_rows``,
     each value first put in the driver's form by its column type, exactly as a Core INSERT
     would (dates and JSON on SQLite, JSON and binary wrappers on PostgreSQL, timezone checks)."""
     if not rows:
@@ -381,8 +354,9 @@ def _insert_model_rows(table, rows: list[dict]) -> None:
         raise ValueError(f"{table.name} rows lack columns: {', '.join(missing)}")
     dialect = db.session.get_bind().dialect
     converters = [(column.name, column.type.bind_processor(dialect)) for column in columns]
-    _insert_driver_rows(table, [tuple(row[name] if convert is None else convert(row[name])
-                                      for name, convert in converters) for row in rows])
+    insert_rows(db.session.connection(), table.name, [name for name, _convert in converters],
+                [tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
+                 for row in rows])
 
 
 def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
