@@ -177,6 +177,20 @@ def _rollback_and_raise(error: DecisionError):
     raise error
 
 
+def _optional_text(value: str | None, field: str, errors: dict[str, list[str]], *, limit: int,
+                   required: bool = False, message: str | None = None) -> str | None:
+    """A free-text input cleaned the one way every service here cleans it: stripped, ``None``
+    when empty. When ``required`` and empty, ``message`` is added to ``errors[field]``; when
+    longer than ``limit`` characters, "At most N characters." is (the two cannot both apply).
+    Returns the cleaned text; the caller checks ``errors`` before storing it."""
+    text = (value or "").strip() or None
+    if required and not text:
+        errors.setdefault(field, []).append(message)
+    if text and len(text) > limit:
+        errors.setdefault(field, []).append(_("At most %(n)d characters.", n=limit))
+    return text
+
+
 def person_name(person: Person) -> str:
     identity = person.identity or {}
     return " ".join(part for part in (identity.get("given_names"), identity.get("family_name")) if part) or "-"
@@ -414,9 +428,7 @@ def _book(case: Case, *, acting_user, person_id: str | None, starts_at: datetime
     gender = interpreter_gender or needs.get("interpreter_gender") or "any"
     if gender not in INTERPRETER_GENDERS:
         errors.setdefault("interpreter_gender", []).append(_("Choose one of the listed options."))
-    name = (interpreter_name or "").strip() or None
-    if name and len(name) > MAX_SHORT:
-        errors.setdefault("interpreter_name", []).append(_("At most %(n)d characters.", n=MAX_SHORT))
+    name = _optional_text(interpreter_name, "interpreter_name", errors, limit=MAX_SHORT)
     if name and not language:
         errors.setdefault("interpreter_language", []).append(_("Give the interpreter's language."))
     interviewer = db.session.get(User, interviewer_id) if interviewer_id else acting_user
@@ -495,11 +507,8 @@ def record_interview(interview_id: str, *, acting_user, attendance: str, notes: 
         errors.setdefault("__all__", []).append(_("An interview is recorded once it has started."))
     if attendance not in ATTENDANCE:
         errors.setdefault("attendance", []).append(_("Choose one of the listed options."))
-    notes = (notes or "").strip() or None
-    if attendance == "attended" and not notes:
-        errors.setdefault("notes", []).append(_("Write the interview notes."))
-    if notes and len(notes) > MAX_NOTES:
-        errors.setdefault("notes", []).append(_("At most %(n)d characters.", n=MAX_NOTES))
+    notes = _optional_text(notes, "notes", errors, limit=MAX_NOTES, required=attendance == "attended",
+                           message=_("Write the interview notes."))
     if errors:
         _rollback_and_raise(InvalidInput(errors))
     attended = attendance == "attended"
@@ -568,11 +577,8 @@ def _cancel_errors(case: Case, interview: Interview, acting_user, reason: str | 
         errors.setdefault("__all__", []).append(_("Only a scheduled interview can be cancelled."))
     if reason not in CANCEL_REASONS:
         errors.setdefault("reason", []).append(_("Choose one of the listed options."))
-    details = (details or "").strip() or None
-    if reason == "other" and not details:
-        errors.setdefault("details", []).append(_("Say why the interview is cancelled."))
-    if details and len(details) > MAX_DETAILS:
-        errors.setdefault("details", []).append(_("At most %(n)d characters.", n=MAX_DETAILS))
+    details = _optional_text(details, "details", errors, limit=MAX_DETAILS, required=reason == "other",
+                             message=_("Say why the interview is cancelled."))
     return errors, details
 
 
@@ -664,7 +670,6 @@ def record_interview_omission(case_id: str, *, acting_user, ground: str | None,
     if ground not in OMISSION_GROUNDS:
         errors.setdefault("ground", []).append(_("Choose one of the listed options."))
     reference = (medical_opinion_reference or "").strip() or None
-    details = (details or "").strip() or None
     if ground == "unfit":
         if medical_opinion_on is None:
             errors.setdefault("medical_opinion_on", []).append(_("Give the date of the medical opinion."))
@@ -681,10 +686,8 @@ def record_interview_omission(case_id: str, *, acting_user, ground: str | None,
             s == "missed" and a == "absent_unexcused" for s, a in interviews):
         errors.setdefault("ground", []).append(
             _("Record first the interview the applicant did not attend without good reason."))
-    if ground == "other" and not details:
-        errors.setdefault("details", []).append(_("Give the ground under national law."))
-    if details and len(details) > MAX_DETAILS:
-        errors.setdefault("details", []).append(_("At most %(n)d characters.", n=MAX_DETAILS))
+    details = _optional_text(details, "details", errors, limit=MAX_DETAILS, required=ground == "other",
+                             message=_("Give the ground under national law."))
     if errors:
         _rollback_and_raise(InvalidInput(errors))
     omission = InterviewOmission(case_id=case.id, round=round_, ground=ground,
@@ -954,11 +957,8 @@ def review_decision(decision_id: str, *, acting_user, action: str, comments: str
     errors: dict[str, list[str]] = {}
     if action not in ("approve", "return"):
         errors["action"] = [_("Choose approve or return.")]
-    comments = (comments or "").strip() or None
-    if action == "return" and not comments:
-        errors["comments"] = [_("Say what must change: a draft is returned with comments.")]
-    if comments and len(comments) > MAX_COMMENTS:
-        errors["comments"] = [_("At most %(n)d characters.", n=MAX_COMMENTS)]
+    comments = _optional_text(comments, "comments", errors, limit=MAX_COMMENTS, required=action == "return",
+                              message=_("Say what must change: a draft is returned with comments."))
     if decision.status != "submitted":
         errors.setdefault("__all__", []).append(_("This decision is not waiting for review."))
     if errors:
@@ -1207,9 +1207,7 @@ def lodge_appeal(decision_id: str, *, acting_user, lodged_on: date | None, court
         errors["lodged_on"] = [_("The date cannot be in the future.")]
     elif notification is not None and lodged_on < notification.served_on:
         errors["lodged_on"] = [_("An appeal is lodged on or after the day the decision was served.")]
-    reference = (court_reference or "").strip() or None
-    if reference and len(reference) > 64:
-        errors["court_reference"] = [_("At most %(n)d characters.", n=64)]
+    reference = _optional_text(court_reference, "court_reference", errors, limit=64)
     if errors:
         _rollback_and_raise(InvalidInput(errors))
     days_late = max((lodged_on - notification.appeal_deadline).days, 0)
