@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from flask import Flask, current_app, request
 from sqlalchemy import event
@@ -73,17 +74,37 @@ def init_database(app: Flask) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
+@contextmanager
+def keeping_loaded(kept: Iterable | None = None) -> Iterator:
+    """A commit inside the block does not expire the objects the session holds (SQLAlchemy's
+    ``expire_on_commit``, switched off for the block only, whatever the block raises). Expired
+    objects are reloaded on next use, each with a query of its own; objects read or written in
+    the transaction just committed are current as of that commit, so reloading them buys
+    nothing. With ``kept``, when the block ends normally every other object is expired after
+    all, as after an ordinary commit: only ``kept`` stays loaded. Yields the session.
+
+    The one place that toggles ``expire_on_commit``: ``commit_after_read`` below, and the
+    decisions service that keeps the rows it just wrote."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        yield session
+    finally:
+        session.expire_on_commit = True
+    if kept is not None:
+        keep = {id(row) for row in kept}
+        for row in list(session.identity_map.values()):
+            if id(row) not in keep:
+                session.expire(row)
+
+
 def commit_after_read() -> None:
     """Commit the current transaction (a read service's audit event) without expiring what the
     service loaded in it: the page renders those objects next, and expired ones would each be
     reloaded with a query of their own. They were read in the transaction just committed, so
     they are current as of that commit; only the objects' expiry is skipped, nothing else."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
+    with keeping_loaded() as session:
         session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def insert_rows(connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
