@@ -5,6 +5,8 @@ person another record names is refused on the page (422, the message shown), not
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import select
@@ -26,6 +28,31 @@ def case(signed_in) -> Case:
         person_fields(2, family="Haddad", given="Lina", dob="2018-07-01", relationship="child")))
     assert response.status_code == 302, text_of(response)[:1000]
     return db.session.scalars(select(Case)).one()
+
+
+class StillOpen(NamedTuple):
+    """The second officer's edit page, opened before the first officer's removal was saved."""
+
+    browser: object
+    url: str
+    values: object  # the form values the page still shows
+
+
+@pytest.fixture
+def removed_by_another(signed_in, case) -> Callable[[str], StillOpen]:
+    """Two officers open the case's edit page; the first presses Remove on ``entry`` (e.g.
+    "persons-2") and saves. Returns the second officer's page, opened before that save."""
+    def remove(entry: str) -> StillOpen:
+        first, _ = signed_in("registration_officer")
+        second, _ = signed_in("registration_officer")
+        url = f"/cases/{case.id}/edit"
+        first_values = form_values(text_of(first.get(url)), url)
+        second_values = form_values(text_of(second.get(url)), url)
+        page = text_of(post_form(first, url, first_values, remove=entry))
+        assert post_form(first, url, form_values(page, url), action="save").status_code == 302
+        return StillOpen(second, url, second_values)
+
+    return remove
 
 
 def headings(page: str) -> list[str]:
@@ -72,17 +99,11 @@ def test_a_forged_person_id_is_refused_on_the_page(signed_in, case):
     assert [p.identity["given_names"] for p in db.session.get(Case, case.id).persons] == ["Omar", "Sami", "Lina"]
 
 
-def test_a_person_removed_by_someone_else_is_refused_not_recreated(signed_in, case):
+def test_a_person_removed_by_someone_else_is_refused_not_recreated(removed_by_another, case):
     """Two officers open the case; the first removes Lina; the second's save (after the conflict
     page) still carries Lina's id: refused with the reload message, and Lina is not written back
     under a new id."""
-    first, _ = signed_in("registration_officer")
-    second, _ = signed_in("registration_officer")
-    url = f"/cases/{case.id}/edit"
-    first_values = form_values(text_of(first.get(url)), url)
-    second_values = form_values(text_of(second.get(url)), url)
-    page = text_of(post_form(first, url, first_values, remove="persons-2"))
-    assert post_form(first, url, form_values(page, url), action="save").status_code == 302
+    second, url, second_values = removed_by_another("persons-2")
 
     conflict = post_form(second, url, second_values, action="save")
     assert conflict.status_code == 409
@@ -115,17 +136,11 @@ def conflict_rows(page: str) -> set[str]:
             for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)}
 
 
-def test_conflict_after_someone_removed_a_dependant_lines_people_up_by_identity(signed_in, case):
+def test_conflict_after_someone_removed_a_dependant_lines_people_up_by_identity(removed_by_another):
     """The first officer removes Sami; the second, still showing Sami, changes Lina's address:
     the conflict table shows Sami's values as no longer saved and only the address for Lina,
     never Lina's saved name against Sami's."""
-    first, _ = signed_in("registration_officer")
-    second, _ = signed_in("registration_officer")
-    url = f"/cases/{case.id}/edit"
-    first_values = form_values(text_of(first.get(url)), url)
-    second_values = form_values(text_of(second.get(url)), url)
-    page = text_of(post_form(first, url, first_values, remove="persons-1"))
-    assert post_form(first, url, form_values(page, url), action="save").status_code == 302
+    second, url, second_values = removed_by_another("persons-1")
 
     response = post_form(second, url, second_values, action="save", **{"persons-2-contact-address": "Room 7"})
     assert response.status_code == 409
