@@ -14,7 +14,9 @@ The flow it serves (docs/duplicate-detection.md has the measurements and the rea
    full date of birth and the nationality.
 2. ``score(probe, candidate)`` compares two decrypted identities: token-based fuzzy similarity of
    the transliterated names, date-of-birth compatibility honouring precision and estimation, and
-   nationality. ``rank_candidates`` sorts a handful of candidates with it.
+   nationality. ``rank_candidates`` sorts a handful of candidates with it;
+   ``could_be_likely_duplicate`` rules a candidate out from its date of birth and nationality
+   alone, before its names are decrypted and compared (the costly part).
 
 How a name is normalised, one token at a time (``name_skeleton`` shows the result):
   script   Arabic-script words lose vowel marks, tatweel and a leading article (ال), and each letter
@@ -53,7 +55,8 @@ from rapidfuzz.distance import Indel
 
 __all__ = [
     "DOB_PRECISIONS", "ESTIMATED_YEAR_TOLERANCE", "KEY_VERSION", "LIKELY_DUPLICATE_THRESHOLD",
-    "REASON_CODES", "Identity", "MatchResult", "match_keys", "name_skeleton", "rank_candidates", "score",
+    "REASON_CODES", "Identity", "MatchResult", "could_be_likely_duplicate", "match_keys", "name_skeleton",
+    "rank_candidates", "score",
 ]
 
 # Bump when the key recipe changes: stored keys must then be recomputed for every person.
@@ -545,6 +548,18 @@ def _score(probe: Identity, probe_readings: list[_Reading], candidate: Identity)
     value = round(name * _DOB_FACTOR[dob] * _NATIONALITY_FACTOR[nationality], 4)
     return MatchResult(score=value, is_likely_duplicate=value >= LIKELY_DUPLICATE_THRESHOLD,
                        reasons=[*reasons, dob, nationality])
+
+
+def could_be_likely_duplicate(probe: Identity, candidate: Identity) -> bool:
+    """False when ``candidate`` cannot reach ``LIKELY_DUPLICATE_THRESHOLD`` against ``probe``
+    whatever its names: the name similarity is at most 1, so a date-of-birth factor times
+    nationality factor below the threshold settles it. Reads only the dates, their precision and
+    estimation, and the nationalities (the names of ``candidate`` may be empty). Exact, never a
+    guess: ``score(probe, c).is_likely_duplicate`` implies ``could_be_likely_duplicate(probe, c)``.
+    Cheap, so the duplicate check decrypts and compares names only for the candidates it leaves
+    (a common name at a million cases shares keys with hundreds of people born the same year)."""
+    ceiling = _DOB_FACTOR[_dob_reason(probe, candidate)] * _NATIONALITY_FACTOR[_nationality_reason(probe, candidate)]
+    return round(ceiling, 4) >= LIKELY_DUPLICATE_THRESHOLD
 
 
 def rank_candidates(probe: Identity, candidates: Mapping[Hashable, Identity] | Iterable[tuple[Hashable, Identity]],

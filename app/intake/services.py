@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from functools import cache
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from types import SimpleNamespace
 from datetime import date, timedelta
@@ -199,83 +199,114 @@ def _find_candidates(probe_of: _Probe, *, exclude_case_id: str | None = None) ->
     return _scored(probe_of, [p for p in stored if p.case_id != exclude_case_id])
 
 
-@dataclass(frozen=True)
+@dataclass(repr=False)  # no repr: it would show the decrypted identity
 class _StoredPerson:
-    """A registered person as the duplicate check sees them: decrypted identity and birth only."""
+    """A registered person as the duplicate check sees them: decrypted birth, nationalities and,
+    once first needed, decrypted identity (``sealed_identity`` is its ciphertext until then: the
+    names of a candidate born in another year or of another nationality are never decrypted)."""
 
     person_id: str
     case_id: str
     case_reference: str
     office_code: str
-    identity: dict
     birth: dict
     nationalities: tuple[str, ...]
     former_habitual_residence: str | None
+    opened_identity: dict | None = None
+    sealed_identity: bytes | None = None
 
-    def for_matching(self) -> matching.Identity:
-        return identity_for_matching({"identity": self.identity, "birth": self.birth},
+    @property
+    def identity(self) -> dict:
+        if self.opened_identity is None:
+            sealed = {"identity": self.sealed_identity}
+            self.opened_identity = crypto.opened_columns(Person, self.person_id, sealed)["identity"] or {}
+        return self.opened_identity
+
+    def for_matching(self, *, names: bool = True) -> matching.Identity:
+        """The matching identity; ``names=False`` leaves the names empty (no decryption), for
+        ``matching.could_be_likely_duplicate``."""
+        identity = self.identity if names else {}
+        return identity_for_matching({"identity": identity, "birth": self.birth},
                                      (self.nationalities or (self.former_habitual_residence,))[0])
 
 
-_KEY_CHUNK = 500  # tokens per IN list: far below every driver's parameter limit
+_KEY_CHUNK = 500  # values per IN list: far below every driver's parameter limit
 
 
 @cache
 def _key_holders():
-    """Each stored match key among ``:tokens`` with its person's identity and birth ciphertexts,
-    nationalities, case reference and office (built once, see ``_reference_taken``)."""
+    """The people holding each match key among ``:tokens``: key and person id only, read from
+    the key index (built once, see ``_reference_taken``)."""
+    return select(PersonMatchKey.key, PersonMatchKey.person_id).where(
+        PersonMatchKey.key.in_(bindparam("tokens", expanding=True)))
+
+
+@cache
+def _candidate_rows():
+    """Each person among ``:ids`` with the birth and identity ciphertexts, nationalities, case
+    reference and office the duplicate check needs (built once)."""
     table = Person.__table__
-    return (select(PersonMatchKey.key, Person.id, Person.case_id, table.c.identity, table.c.birth,
-                   Person.nationalities, Person.former_habitual_residence, Case.reference, Office.code)
-            .join(Person, Person.id == PersonMatchKey.person_id).join(Case, Case.id == Person.case_id)
-            .join(Office, Office.id == Case.office_id)
-            .where(PersonMatchKey.key.in_(bindparam("tokens", expanding=True))))
+    return (select(Person.id, Person.case_id, table.c.birth, table.c.identity, Person.nationalities,
+                   Person.former_habitual_residence, Case.reference, Office.code)
+            .join(Case, Case.id == Person.case_id).join(Office, Office.id == Case.office_id)
+            .where(Person.id.in_(bindparam("ids", expanding=True))))
+
+
+def _chunks(values: list) -> Iterator[list]:
+    for start in range(0, len(values), _KEY_CHUNK):
+        yield values[start:start + _KEY_CHUNK]
+
+
+def most_telling_holders(tokens: Sequence[bytes], holders: dict[bytes, list[str]], cap: int) -> list[str]:
+    """The people holding at least one of ``tokens`` (``holders``: token -> person ids), the most
+    telling first, at most ``cap``: each shared key weighs the inverse of the number of people
+    holding it, so a key only the real duplicate shares (a full date of birth with the
+    nationality) outweighs the keys a common name shares with hundreds, and that crowd cannot
+    push the duplicate out of the capped list. Ties go by person id (a stable order)."""
+    weight: dict[str, float] = {}
+    for token in tokens:
+        people = holders.get(token, ())
+        for person_id in people:
+            weight[person_id] = weight.get(person_id, 0.0) + 1.0 / len(people)
+    return sorted(weight, key=lambda pid: (-weight[pid], pid))[:cap]
 
 
 def _registered_candidates(probes: list[_Probe]) -> list[list[_StoredPerson]]:
-    """For each probe, the registered people sharing at least one match key with it, those
-    sharing the most keys first (so a common name cannot push the real duplicate out of the
-    capped list), at most MAX_CANDIDATES_LOOKED_UP. One query per chunk of tokens for all the
-    probes at once (a whole registration, or a whole import batch): each key row comes with its
-    person's identity and birth ciphertexts, case reference and office, so no second read is
-    needed; only the people kept are decrypted, each once."""
-    tokens = sorted({t for probe in probes for t in probe.tokens})
+    """For each probe, the registered people sharing at least one match key with it, at most
+    MAX_CANDIDATES_LOOKED_UP, the most telling first (``most_telling_holders``).
+
+    For all the probes at once (a whole registration, or a whole import batch): first the key
+    holders (key and person id only, from the key index), then one read of the people kept, with
+    their birth and identity ciphertexts. Each is decrypted once, the identity only when needed
+    (see ``_StoredPerson``)."""
     holders: dict[bytes, list[str]] = {}
-    found: dict[str, tuple] = {}
-    for start in range(0, len(tokens), _KEY_CHUNK):
-        rows = db.session.execute(_key_holders(), {"tokens": tokens[start:start + _KEY_CHUNK]})
-        for key, person_id, *rest in rows:
+    for chunk in _chunks(sorted({t for probe in probes for t in probe.tokens})):
+        for key, person_id in db.session.execute(_key_holders(), {"tokens": chunk}):
             holders.setdefault(bytes(key), []).append(person_id)
-            found[person_id] = rest
+    kept_per_probe = [most_telling_holders(probe.tokens, holders, MAX_CANDIDATES_LOOKED_UP) for probe in probes]
     opened: dict[str, _StoredPerson] = {}
-
-    def person(person_id: str) -> _StoredPerson:
-        if person_id not in opened:
-            case_id, identity, birth, nationalities, former, reference, office_code = found[person_id]
-            values = crypto.opened_columns(Person, person_id, {"identity": identity, "birth": birth})
-            opened[person_id] = _StoredPerson(person_id, case_id, reference, office_code, values["identity"] or {},
-                                              values["birth"] or {}, tuple(nationalities or ()), former)
-        return opened[person_id]
-
-    out = []
-    for probe in probes:
-        shared: dict[str, int] = {}
-        for token in probe.tokens:
-            for person_id in holders.get(token, ()):
-                shared[person_id] = shared.get(person_id, 0) + 1
-        ranked = sorted(shared, key=lambda pid: -shared[pid])[:MAX_CANDIDATES_LOOKED_UP]
-        out.append([person(pid) for pid in ranked])
-    return out
+    for chunk in _chunks(sorted({pid for kept in kept_per_probe for pid in kept})):
+        for person_id, case_id, birth, identity, nationalities, former, reference, office_code in (
+                db.session.execute(_candidate_rows(), {"ids": chunk})):
+            values = crypto.opened_columns(Person, person_id, {"birth": birth})
+            opened[person_id] = _StoredPerson(person_id, case_id, reference, office_code, values["birth"] or {},
+                                              tuple(nationalities or ()), former, sealed_identity=identity)
+    # A person deleted between the two reads is simply no longer a candidate.
+    return [[opened[pid] for pid in kept if pid in opened] for kept in kept_per_probe]
 
 
 def _scored(probe_of: _Probe, stored: list[_StoredPerson]) -> list[DuplicateCandidate]:
-    """The likely duplicates among ``stored``, best first, at most MAX_CANDIDATES_PER_PERSON."""
-    by_id = {p.person_id: p for p in stored}
+    """The likely duplicates among ``stored``, best first, at most MAX_CANDIDATES_PER_PERSON.
+    Names are decrypted and compared only for the people whose date of birth and nationality
+    leave them a chance (``matching.could_be_likely_duplicate``)."""
+    probe = probe_of.identity
+    plausible = {p.person_id: p for p in stored
+                 if matching.could_be_likely_duplicate(probe, p.for_matching(names=False))}
     ranked = [(pid, result) for pid, result in matching.rank_candidates(
-        probe_of.identity, [(p.person_id, p.for_matching()) for p in stored]) if result.is_likely_duplicate]
+        probe, [(p.person_id, p.for_matching()) for p in plausible.values()]) if result.is_likely_duplicate]
     candidates = []
     for person_id, result in ranked[:MAX_CANDIDATES_PER_PERSON]:
-        existing = by_id[person_id]
+        existing = plausible[person_id]
         candidates.append(DuplicateCandidate(
             person_id=person_id, case_reference=existing.case_reference, office_code=existing.office_code,
             family_name=existing.identity.get("family_name", ""), given_names=existing.identity.get("given_names", ""),
@@ -748,7 +779,7 @@ def _without_duplicates(accepted: list[PreparedClaim], outcomes: list[BulkOutcom
         for position, (identity, birth, nationalities, former) in enumerate(item.identities):
             # Named by its label: its reference is only drawn when the batch is written.
             entry = _StoredPerson(item.person_ids[position], item.case_id, labels[item.index], office.code,
-                                  identity, birth, nationalities, former)
+                                  birth, nationalities, former, opened_identity=identity)
             for token in item.probes[position].tokens:
                 in_batch.setdefault(token, []).append(entry)
     return kept

@@ -10,12 +10,13 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from app.intake.matching import (LIKELY_DUPLICATE_THRESHOLD, REASON_CODES, Identity, MatchResult, match_keys,
+from app.intake.matching import (LIKELY_DUPLICATE_THRESHOLD, REASON_CODES, Identity, MatchResult,
+                                 could_be_likely_duplicate, match_keys,
                                  name_skeleton, rank_candidates, score)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,3 +325,48 @@ def test_labelled_set_meets_the_quality_floor():
     assert result["key_recall"] >= 0.95
     assert result["recall"] >= 0.95
     assert result["precision"] >= 0.90
+
+
+# --- The cheap first pass: date of birth and nationality alone ---------------------------------
+
+def test_date_and_nationality_alone_never_rule_out_a_likely_duplicate():
+    """``could_be_likely_duplicate`` is exact: every pair of the labelled set, and each with the
+    candidate's date and nationality varied, that scores as a likely duplicate passes it, whatever
+    the names (it is given the candidate without names)."""
+    bench = load_bench()
+    variations = [
+        {}, {"nationality": "AFG"}, {"nationality": "XXX"}, {"nationality": None},
+        {"date_of_birth": None}, {"dob_estimated": True}, {"dob_precision": "year"}, {"dob_precision": "month"},
+    ]
+    checked = flagged = 0
+    for pair in bench.load_pairs():
+        a, b = pair["a"], pair["b"]
+        for shift in (0, 1, 2, 3, 30, 365, 400, 800):
+            for change in variations:
+                candidate = replace(b, **change)
+                if candidate.date_of_birth is not None and "date_of_birth" not in change:
+                    candidate = replace(candidate, date_of_birth=candidate.date_of_birth + timedelta(days=shift))
+                without_names = replace(candidate, family_name="", given_names="", aliases=(),
+                                        original_script_name=None)
+                likely = score(a, candidate).is_likely_duplicate
+                passes = could_be_likely_duplicate(a, without_names)
+                assert passes or not likely
+                checked += 1
+                flagged += likely and passes
+    assert checked > 10_000 and flagged > 500
+
+
+@pytest.mark.parametrize(("candidate", "expected"), [
+    (person("Haddad", "Omar"), True),                                            # same date, same nationality
+    (person("Haddad", "Omar", date(1990, 12, 5)), True),                         # day and month transposed
+    (person("Haddad", "Omar", date(1990, 5, 13)), True),                         # one part differs
+    (person("Haddad", "Omar", None), True),                                      # unknown date
+    (person("Haddad", "Omar", date(1990, 9, 3)), False),                         # same year, another day
+    (person("Haddad", "Omar", date(1990, 5, 13), nationality="XXX"), False),     # close date, unknown nationality
+    (person("Haddad", "Omar", nationality="IRQ"), False),                        # another nationality
+    (person("Haddad", "Omar", date(1992, 9, 3), dob_estimated=True), True),      # within the estimate
+])
+def test_date_and_nationality_rule_out_what_no_name_can_rescue(candidate, expected):
+    assert could_be_likely_duplicate(person("Haddad", "Omar"), candidate) is expected
+    if not expected:
+        assert not score(person("Haddad", "Omar"), candidate).is_likely_duplicate
