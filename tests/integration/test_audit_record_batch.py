@@ -4,8 +4,11 @@ no gap and no stale head."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from datetime import UTC, datetime
 
+from sqlalchemy import event, select, text
+
+from app.audit import services as audit_services
 from app.audit.codes import EventCode
 from app.audit.models import AuditChainHead, AuditEvent
 from app.audit.services import PendingEvent, record, record_many
@@ -149,3 +152,57 @@ def test_the_head_row_moves_with_every_append(app):
     assert seq == start + 3 and bytes(digest) == bytes(last)
     db.session.rollback()
     assert head_seq() == start
+
+
+def stored_as_text(start: int) -> list[tuple]:
+    """The events after ``start`` as the database holds them (the timestamp as its stored text),
+    without ``seq`` and the hashes: what two equal events appended at different places share."""
+    return [tuple(row) for row in db.session.execute(text(
+        "SELECT CAST(occurred_at AS TEXT), actor_id, actor_role, code, subject_type, subject_id, outcome, "
+        "request_id, client_address, details IS NULL FROM audit_event WHERE seq > :start ORDER BY seq"),
+        {"start": start})]
+
+
+def test_record_many_in_bulk_stores_what_record_stores(app, make_user, monkeypatch):
+    """From BULK_INSERT_FROM events, record_many writes its rows in one bulk write (COPY on
+    PostgreSQL): the same events appended one by one with ``record`` and then in bulk, at the same
+    times, are stored with the same bytes (a timestamp without microseconds included: sqlite3
+    would render it differently from SQLAlchemy), their details decrypt, and the chain verifies."""
+    user = make_user("caseworker")
+    count = audit_services.BULK_INSERT_FROM + 5
+    pending = [PendingEvent(EventCode.CASE_UPDATED, actor=user, subject=("case", f"c{n}"), details={"n": n})
+               if n % 3 == 0 else PendingEvent(EventCode.RECORD_VIEWED) if n % 3 == 1 else
+               PendingEvent(EventCode.ACCESS_DENIED, actor=user, subject=("case", f"c{n}"), outcome="denied",
+                            details={"reason": "é" * n}) for n in range(count)]
+    stamps = [datetime(2024, 5, 6, 7, 8, 9, n % 2 * 123_456, tzinfo=UTC) for n in range(count)]
+    clock = iter(stamps + stamps)
+    monkeypatch.setattr(audit_services, "utcnow", lambda: next(clock))
+    bulk_writes = []
+    original = audit_services.insert_rows
+
+    def spy(connection, table, columns, rows):
+        bulk_writes.append((table, len(rows)))
+        original(connection, table, columns, rows)
+
+    monkeypatch.setattr(audit_services, "insert_rows", spy)
+    start = head_seq()
+    for one in pending:
+        record(one.code, actor=one.actor, subject=one.subject, outcome=one.outcome, details=one.details)
+    assert bulk_writes == []
+    assert record_many(pending) == list(range(start + count + 1, start + 2 * count + 1))
+    assert bulk_writes == [("audit_event", count)]
+    db.session.commit()
+
+    stored = stored_as_text(start)
+    assert stored[:count] == stored[count:]
+    assert len(stored) == 2 * count and len(set(stored)) > 2
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.id > start).order_by(AuditEvent.id)).all()
+    assert [e.occurred_at for e in events[count:]] == stamps
+    assert [e.details for e in events[count:]] == [e.details for e in events[:count]] == [
+        one.details for one in pending]
+    assert [len(e._details_ciphertext or b"") for e in events[count:]] == [
+        len(e._details_ciphertext or b"") for e in events[:count]]
+    assert all(bytes(b.prev_hash) == bytes(a.hash) for a, b in zip(events, events[1:], strict=False))
+    head = db.session.get(AuditChainHead, 1)
+    assert head.seq == start + 2 * count and bytes(head.hash) == bytes(events[-1].hash)
+    assert verify_audit_trail().ok
