@@ -107,6 +107,27 @@ def commit_after_read() -> None:
         session.commit()
 
 
+def insert_table_rows(connection, table, rows: Sequence[dict]) -> None:
+    """``rows`` given as dicts, every column of ``table`` (a SQLAlchemy Table) named, through
+    ``insert_rows``: each value is first put in the driver's form by its column type's processor
+    for this dialect, exactly as a Core INSERT would (dates and JSON on SQLite, JSON and binary
+    wrappers on PostgreSQL, timezone checks). So the stored bytes are the same either way: on
+    SQLite a timestamp is SQLAlchemy's text with its microseconds always written, not the sqlite3
+    module's rendering, which drops them when they are zero and would then compare differently
+    as text (and the audit chain hashes its stored values)."""
+    if not rows:
+        return
+    columns = list(table.columns)
+    missing = [column.name for column in columns if column.name not in rows[0]]
+    if missing:  # a Core INSERT would apply their defaults; this path never guesses them
+        raise ValueError(f"{table.name} rows lack columns: {', '.join(missing)}")
+    dialect = connection.dialect
+    converters = [(column.name, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns]
+    insert_rows(connection, table.name, [name for name, _convert in converters],
+                [tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
+                 for row in rows])
+
+
 def insert_rows(connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
     """Bulk INSERT of ``rows`` (tuples in the order of ``columns``, every value already in the
     driver's form: str, bytes, numbers) into ``table``, in ``connection``'s transaction: COPY on

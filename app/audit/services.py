@@ -24,7 +24,7 @@ from app.audit.codes import EventCode
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from app.crypto import CryptoError, EncryptedJSON
 from app.crypto import keyring as _keyring
-from app.database import insert_rows
+from app.database import insert_table_rows
 from app.db_types import utcnow
 from app.extensions import db
 from app.web import current_client_address, current_request_id
@@ -168,26 +168,12 @@ def _append(events) -> list[int]:
     # On the session's connection: Core, so the session does not flush first (nothing pending
     # is needed by an event row: subjects and actors are plain values, not foreign keys).
     if len(rows) >= BULK_INSERT_FROM:
-        _insert_in_bulk(head.connection, rows)
+        insert_table_rows(head.connection, AuditEvent.__table__, rows)  # same stored bytes as the INSERT
     else:
         head.connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     head.connection.execute(_HEAD_MOVE, {"new_seq": seq, "new_hash": previous})
     head.seq, head.hash = seq, previous
     return [row["seq"] for row in rows]
-
-
-def _insert_in_bulk(connection, rows: list[dict]) -> None:
-    """``rows`` (every column of audit_event named) through ``database.insert_rows``, each value
-    first put in the driver's form by the column type's processor for this dialect, exactly as
-    the Core INSERT would: the stored bytes, and so the chain's hashes over them, are the same
-    either way (on SQLite a timestamp is stored as SQLAlchemy's text, microseconds always
-    written, not as the sqlite3 module's own rendering of a datetime)."""
-    dialect = connection.dialect
-    columns = AuditEvent.__table__.columns
-    converters = [(column.name, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns]
-    insert_rows(connection, AuditEvent.__tablename__, [name for name, _convert in converters],
-                [tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
-                 for row in rows])
 
 
 def record_and_commit(code: EventCode, **kwargs) -> None:

@@ -25,7 +25,7 @@ from app.audit.codes import EventCode
 from app.audit.services import PendingEvent, record, record_and_commit, record_many
 from app.auth.models import Office
 from app.auth.permissions import Permission
-from app.database import insert_rows
+from app.database import insert_rows, insert_table_rows
 from app.db_types import utcnow
 from app.extensions import db
 from app.intake import matching
@@ -371,23 +371,6 @@ def _insert_key_rows(match_keys: list[tuple], document_numbers: list[tuple]) -> 
     0.6 s of CPU as INSERTs, 0.03 s as COPY)."""
     for table, rows in ((PersonMatchKey.__table__, match_keys), (DocumentNumberIndex.__table__, document_numbers)):
         insert_rows(db.session.connection(), table.name, [column.name for column in table.columns], rows)
-
-
-def _insert_model_rows(table, rows: list[dict]) -> None:
-    """Rows given as dicts (every column of ``table`` named) through ``database.insert_rows``,
-    each value first put in the driver's form by its column type, exactly as a Core INSERT
-    would (dates and JSON on SQLite, JSON and binary wrappers on PostgreSQL, timezone checks)."""
-    if not rows:
-        return
-    columns = list(table.columns)
-    missing = [column.name for column in columns if column.name not in rows[0]]
-    if missing:  # a Core INSERT would apply their defaults; this path never guesses them
-        raise ValueError(f"{table.name} rows lack columns: {', '.join(missing)}")
-    dialect = db.session.get_bind().dialect
-    converters = [(column.name, column.type.bind_processor(dialect)) for column in columns]
-    insert_rows(db.session.connection(), table.name, [name for name, _convert in converters],
-                [tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
-                 for row in rows])
 
 
 def _store_person(case: Case, position: int, data: PersonInput, made_on: date, linked_person_id: str | None,
@@ -810,7 +793,7 @@ def _new_references(office: Office, items: list[PreparedClaim]) -> None:
 def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_duplicate: str,
                     legacy_ids: list[str | None]) -> None:
     """The accepted claims' rows, then their audit events, in the current transaction: one
-    bulk write per table (``_insert_model_rows``, ``_insert_key_rows``), events in the order
+    bulk write per table (``database.insert_table_rows``, ``_insert_key_rows``), events in the order
     registering one claim after the other gives (CASE_REGISTERED, the duplicate decisions,
     CASE_TRIAGED)."""
     from app.triage.models import TriageRecord  # triage reads intake: imported late, no cycle
@@ -830,7 +813,7 @@ def _write_prepared(items: list[PreparedClaim], office: Office, acting_user, on_
         events.append(PendingEvent(EventCode.CASE_TRIAGED, actor=acting_user, subject=("case", item.case_id),
                                    details=item.triage_details))
     for model, rows in ((Case, cases), (Person, people), (TriageRecord, triage_records)):
-        _insert_model_rows(model.__table__, rows)
+        insert_table_rows(db.session.connection(), model.__table__, rows)
     _insert_key_rows(match_keys, documents)
     record_many(events)
 

@@ -178,13 +178,13 @@ def test_record_many_in_bulk_stores_what_record_stores(app, make_user, monkeypat
     clock = iter(stamps + stamps)
     monkeypatch.setattr(audit_services, "utcnow", lambda: next(clock))
     bulk_writes = []
-    original = audit_services.insert_rows
+    original = audit_services.insert_table_rows
 
-    def spy(connection, table, columns, rows):
-        bulk_writes.append((table, len(rows)))
-        original(connection, table, columns, rows)
+    def spy(connection, table, rows):
+        bulk_writes.append((table.name, len(rows)))
+        original(connection, table, rows)
 
-    monkeypatch.setattr(audit_services, "insert_rows", spy)
+    monkeypatch.setattr(audit_services, "insert_table_rows", spy)
     start = head_seq()
     for one in pending:
         record(one.code, actor=one.actor, subject=one.subject, outcome=one.outcome, details=one.details)
