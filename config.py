@@ -62,6 +62,11 @@ class Config:
     # Flask-Limiter. Memory storage is per process: fine for one development server only.
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = False
+
+    # Dashboard figures kept for a few minutes (app/reports/figures.py): at a million cases they
+    # take seconds to compute. Memory is per process; production keeps them in Redis.
+    REPORT_FIGURES_STORE = "memory://"
+    REPORT_FIGURES_MAX_AGE = 300
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute;20 per hour"
     LOGIN_LIMIT_PER_ADDRESS = "20 per minute;200 per hour"
 
@@ -150,6 +155,9 @@ class TestingConfig(Config):
     ARGON2_MEMORY_COST = 1024
     ARGON2_PARALLELISM = 1
     SERVER_NAME = None
+    # Tests change the data between two looks at the dashboard: figures are never kept, except
+    # in the tests of keeping them (tests/integration/test_report_figures.py).
+    REPORT_FIGURES_MAX_AGE = 0
 
 
 def _require_env(name: str, problems: list[str], hint: str) -> str | None:
@@ -199,6 +207,7 @@ class ProductionConfig(Config):
             SQLALCHEMY_DATABASE_URI=database_url,
             NANSEN_KEK=kek,
             RATELIMIT_STORAGE_URI=ratelimit,
+            REPORT_FIGURES_STORE=os.environ.get("REPORT_FIGURES_STORE") or ratelimit,
             AUDIT_CHECKPOINT_DIR=checkpoint_dir or str(Path(app.instance_path) / "audit-checkpoints"),
             TRUSTED_PROXY_COUNT=int(os.environ.get("TRUSTED_PROXY_COUNT", "1")),
         )

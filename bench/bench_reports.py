@@ -432,7 +432,7 @@ def run(app, repeat: int, today: date) -> list[tuple]:
     from weasyprint import HTML
 
     from app.extensions import db
-    from app.reports import exports, queries, services
+    from app.reports import exports, figures, queries, services
     from app.reports.forms import default_period
 
     rows = []
@@ -469,46 +469,40 @@ def run(app, repeat: int, today: date) -> list[tuple]:
                      W7_ABS[dialect]))
 
         # W8 summary and listing. The baseline is WeasyPrint alone on the very HTML the export path
-        # renders (charts embedded as data: URLs, so the HTML string is the whole document).
+        # renders (charts embedded as data: URLs, so the HTML string is the whole document). The
+        # summary is timed twice: as exported after the dashboard was shown (its figures kept,
+        # app/reports/figures.py, as in production) and computing its figures (nothing kept).
+        app.config["REPORT_FIGURES_MAX_AGE"] = 300
         for kind in ("summary", "listing"):
+            if kind == "summary":
+                figures.dashboard(f, fresh=True)  # the supervisor's look at the dashboard
             html = services.report_html(kind, f)
             exports.html_to_pdf(html)  # warm fonts and the stylesheet
             contenders = [lambda html=html: HTML(string=html).write_pdf(stylesheets=[exports._stylesheet()]),
                           lambda kind=kind: exports.html_to_pdf(services.report_html(kind, f))]
             if kind == "summary":
-                d = queries.dashboard(f, caseworkers=False)
-                contenders += [lambda d=d: exports.html_to_pdf(_summary_from_rows(services, d, f)),
+                kept = figures.Figures(queries.dashboard(f, caseworkers=False), datetime.now(UTC))
+                contenders += [lambda: exports.html_to_pdf(services.summary_html(
+                                   figures.Figures(queries.dashboard(f, caseworkers=False), datetime.now(UTC)), f)),
+                               lambda kept=kept: exports.html_to_pdf(services.summary_html(kept, f)),
                                lambda: queries.dashboard(f, caseworkers=False)]
             timings = alternated(contenders, repeat)
             (baseline, _pdf), (figure, pdf) = timings[:2]
             pages = _pages(pdf)
-            absolute = W8_SUMMARY_S if kind == "summary" else None
-            rows.append((f"W8 {kind} PDF, export path ({pages} pages) (s)", figure, baseline, W8_TARGET, absolute))
             if kind == "summary":
-                (render, _pdf), (queries_s, _d) = timings[2:]
+                rows.append((f"W8 summary PDF, export path after the dashboard (figures kept) ({pages} pages) (s)",
+                             figure, baseline, W8_TARGET, W8_SUMMARY_S))
+                (cold, _pdf), (render, _pdf), (queries_s, _d) = timings[2:]
+                rows.append(("W8 summary PDF, export path computing its figures (s)", cold, baseline, W8_TARGET,
+                             W8_SUMMARY_S))
                 rows.append(("W8 summary PDF, rendering only (charts+template+PDF) (s)", render, baseline,
                              W8_TARGET, None))
                 rows.append(("   (summary: its queries alone) (s)", queries_s, None, None, None))
             else:
+                rows.append((f"W8 listing PDF, export path ({pages} pages) (s)", figure, baseline, W8_TARGET, None))
                 rows.append((f"W8 listing PDF pages/s ({pages} pages)", pages / figure, None, None, W8_LISTING_PAGES_S))
+        app.config["REPORT_FIGURES_MAX_AGE"] = 0
         return rows, dialect
-
-
-def _summary_from_rows(services, d, f) -> str:
-    """services.report_html("summary") from rows already fetched: charts, tables, template."""
-    from flask import render_template
-
-    from app.db_types import utcnow
-    from app.reports import charts
-    from app.reports.labels import bucket_label, nationality_label, status_label, track_labeller
-
-    track_label = track_labeller()
-    view = services.dashboard_view(d, track_label)
-    return render_template("reports/pdf_summary.html", d=d, view=view,
-                           tables=services.summary_tables(d, view, track_label), chart_uri=charts.data_uri,
-                           filters=f, office_name=services.office_name(f.office_id), generated_at=utcnow(),
-                           track_label=track_label, status_label=status_label, bucket_label=bucket_label,
-                           nationality_label=nationality_label)
 
 
 def _pages(pdf: bytes) -> int:

@@ -20,7 +20,7 @@ from app.auth.models import Office
 from app.auth.permissions import Permission
 from app.db_types import utcnow
 from app.extensions import db
-from app.reports import charts, exports, queries
+from app.reports import charts, exports, figures, queries
 from app.reports.exports import TextTable, cell, text_table
 from app.reports.labels import BUCKET_LABELS, bucket_label, nationality_label, status_label, track_labeller
 
@@ -173,24 +173,33 @@ def office_name(office_id: int | None) -> str:
 
 
 def report_html(kind: str, f: queries.ReportFilters) -> str:
-    """The HTML of a PDF report (summary or listing), from the same queries as the page."""
-    track_label = track_labeller()
-    context = {"filters": f, "office_name": office_name(f.office_id), "generated_at": utcnow(),
-               "track_label": track_label, "status_label": status_label, "bucket_label": bucket_label,
-               "nationality_label": nationality_label}
+    """The HTML of a PDF report (summary or listing), from the same queries as the page. The
+    summary shows the figures the dashboard shows for these filters when they are kept
+    (``figures.dashboard``); it leaves the per-caseworker figures to the listing."""
     if kind == "summary":
-        # The summary leaves the per-caseworker figures to the listing: not queried here.
-        dashboard = queries.dashboard(f, caseworkers=False)
-        view = dashboard_view(dashboard, track_label)
-        return render_template("reports/pdf_summary.html", d=dashboard, view=view,
-                               tables=summary_tables(dashboard, view, track_label), chart_uri=charts.data_uri,
-                               **context)
+        return summary_html(figures.dashboard(f, caseworkers=False), f)
     if kind == "listing":
         return render_template("reports/pdf_listing.html", workload=queries.workload(f),
                                throughput=exports.grouped(queries.throughput(f), "caseworker"),
                                applicants=exports.grouped(queries.eurostat_applicants(f), "month"),
-                               decisions=exports.grouped(queries.eurostat_decisions(f), "quarter"), **context)
+                               decisions=exports.grouped(queries.eurostat_decisions(f), "quarter"), **_pdf_context(f))
     raise KeyError(kind)
+
+
+def summary_html(kept: figures.Figures, f: queries.ReportFilters) -> str:
+    """The PDF summary's HTML from figures already computed: charts, tables and template (layout
+    only, no query)."""
+    track_label = track_labeller()
+    view = dashboard_view(kept.dashboard, track_label)
+    return render_template("reports/pdf_summary.html", d=kept.dashboard, view=view,
+                           tables=summary_tables(kept.dashboard, view, track_label), chart_uri=charts.data_uri,
+                           computed_at=kept.computed_at, **_pdf_context(f, track_label))
+
+
+def _pdf_context(f: queries.ReportFilters, track_label: Callable[[str | None], str] | None = None) -> dict:
+    return {"filters": f, "office_name": office_name(f.office_id), "generated_at": utcnow(),
+            "track_label": track_label or track_labeller(), "status_label": status_label,
+            "bucket_label": bucket_label, "nationality_label": nationality_label}
 
 
 def summary_tables(d: queries.Dashboard, view: DashboardView,

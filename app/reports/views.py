@@ -16,7 +16,7 @@ from flask_login import current_user
 from app.auth.access import requires
 from app.auth.permissions import Permission
 from app.database import reads_only
-from app.reports import bp, queries, services
+from app.reports import bp, figures, services
 from app.reports.forms import ReportFilterForm
 from app.reports.labels import bucket_label, nationality_label, status_label, track_labeller
 
@@ -42,10 +42,11 @@ def dashboard():
     form = _form()
     if not form.validate():
         return _render(400, form, d=None, view=None)
-    d = queries.dashboard(form.filters())
+    kept = figures.dashboard(form.filters(), fresh=request.args.get("fresh") == "1")
+    d = kept.dashboard
     track_label = track_labeller()  # one read of the ruleset for the whole page
     return _render(200, form, d=d, view=services.dashboard_view(d, track_label), query_args=form.query_args(),
-                   track_label=track_label)
+                   track_label=track_label, computed_at=kept.computed_at)
 
 
 @bp.post("/export/<kind>")

@@ -243,3 +243,22 @@ def test_export_needs_the_csrf_token_and_a_known_report(signed_in, caseload):
     assert browser.post("/reports/export/everything", token_from="/reports/").status_code == 404
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)
                              .where(AuditEvent.code == int(EventCode.REPORT_EXPORTED))) == 0
+
+
+def test_the_page_says_when_its_figures_were_computed_and_computes_them_again_on_request(signed_in, caseload,
+                                                                                            office, app):
+    """With figures kept (as in production), a look again shows the same figures even after a
+    new case; the page says when they were computed, and its link computes them again."""
+    app.config["REPORT_FIGURES_MAX_AGE"] = 300
+    browser, _user = signed_in("supervisor")
+    html = browser.get("/reports/?track=regular").get_data(as_text=True)
+    assert cells(html, "Pending cases: tracks by status") == [["Regular procedure", "2", "1"]]
+    assert re.search(r"Figures computed at \d{4}-\d\d-\d\d \d\d:\d\d UTC", html)
+    link = re.search(r'<a href="(/reports/\?[^"]*fresh=1[^"]*)">Compute them again now</a>', html).group(1)
+    assert "track=regular" in link
+    add_case(office, caseload, 7, registered=recent(1))
+    db.session.commit()
+    again = browser.get("/reports/?track=regular").get_data(as_text=True)
+    assert cells(again, "Pending cases: tracks by status") == [["Regular procedure", "2", "1"]]
+    fresh = browser.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert cells(fresh, "Pending cases: tracks by status") == [["Regular procedure", "3", "1"]]

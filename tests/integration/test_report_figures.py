@@ -1,0 +1,163 @@
+"""Dashboard figures kept for a few minutes (app/reports/figures.py): the page and the PDF
+summary show the same numbers, a look again within the maximum age reads them instead of the
+database, "compute again" and expiry compute them anew, kept figures come back equal to computed
+ones, and a store that is down or holds something unreadable only means computing them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+from sqlalchemy import event
+
+from app.extensions import db
+from app.intake.models import Case
+from app.reports import figures, queries, services
+from tests.integration.test_report_queries import hq, pdf_text, staff, world  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.usefixtures("world")  # the caseload of test_report_queries
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_reachable() -> bool:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
+    except (redis.RedisError, OSError):
+        return False
+    return True
+
+
+@pytest.fixture
+def keeping(app):
+    app.config["REPORT_FIGURES_MAX_AGE"] = 300
+    yield app
+    app.config["REPORT_FIGURES_MAX_AGE"] = 0
+
+
+class Queries:
+    """Counts the statements sent to the database while active."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __enter__(self):
+        event.listen(db.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(db.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args):
+        self.count += 1
+
+
+def add_pending_case(office):
+    """One more regular case registered at HQ: the backlog then counts one more."""
+    case = db.session.query(Case).filter_by(office_id=office.id, status="registered").first()
+    twin = Case(reference="HQ-EXTRA-1", office_id=office.id, made_on=case.made_on, registered_on=case.registered_on,
+                track=case.track, status="registered", received_by_id=case.received_by_id)
+    db.session.add(twin)
+    db.session.commit()
+
+
+def backlog_total(d: queries.Dashboard) -> int:
+    return sum(row.cases for row in d.backlog)
+
+
+def test_kept_figures_come_back_equal_to_the_computed_ones(office, keeping):
+    computed = queries.dashboard(hq(office))
+    assert computed.backlog and computed.flow and computed.decision_times and computed.recognition \
+        and computed.workload and computed.throughput and computed.late_registrations  # every section has rows
+    first = figures.dashboard(hq(office))
+    with Queries() as seen:
+        again = figures.dashboard(hq(office))
+    assert seen.count == 0
+    assert again.dashboard == computed == first.dashboard
+    assert again.computed_at == first.computed_at
+
+
+def test_a_look_again_shows_the_kept_figures_until_computed_again(office, keeping):
+    before = figures.dashboard(hq(office))
+    add_pending_case(office)
+    kept = figures.dashboard(hq(office))
+    assert backlog_total(kept.dashboard) == backlog_total(before.dashboard)
+    fresh = figures.dashboard(hq(office), fresh=True)
+    assert backlog_total(fresh.dashboard) == backlog_total(before.dashboard) + 1
+    assert fresh.computed_at >= before.computed_at
+    assert backlog_total(figures.dashboard(hq(office)).dashboard) == backlog_total(fresh.dashboard)
+
+
+def test_figures_expire_after_the_maximum_age(office, keeping, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(figures.time, "monotonic", lambda: clock[0])
+    before = figures.dashboard(hq(office))
+    add_pending_case(office)
+    clock[0] += 299
+    assert backlog_total(figures.dashboard(hq(office)).dashboard) == backlog_total(before.dashboard)
+    clock[0] += 2
+    assert backlog_total(figures.dashboard(hq(office)).dashboard) == backlog_total(before.dashboard) + 1
+
+
+def test_other_filters_are_other_figures(office, keeping):
+    all_tracks = figures.dashboard(hq(office))
+    regular = figures.dashboard(hq(office, track="regular"))
+    assert regular.dashboard == queries.dashboard(hq(office, track="regular"))
+    assert regular.dashboard != all_tracks.dashboard
+
+
+def test_nothing_is_kept_at_maximum_age_zero(office, app):
+    assert app.config["REPORT_FIGURES_MAX_AGE"] == 0
+    before = figures.dashboard(hq(office))
+    add_pending_case(office)
+    assert backlog_total(figures.dashboard(hq(office)).dashboard) == backlog_total(before.dashboard) + 1
+
+
+def test_the_pdf_summary_shows_the_figures_the_dashboard_showed(office, keeping, make_user, monkeypatch):
+    """The page keeps its figures (with the caseworker sections); the summary, which needs fewer
+    sections, uses them: no query of the dashboard's runs for the export."""
+    supervisor = make_user("supervisor", username="sup")
+    shown = figures.dashboard(hq(office))
+    add_pending_case(office)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the summary computed its figures again")
+
+    monkeypatch.setattr(figures.queries, "dashboard", not_again)
+    made = services.export_report("summary", hq(office), acting_user=supervisor)
+    assert f"Figures computed at {shown.computed_at:%Y-%m-%d %H:%M} UTC" in pdf_text(made.content)
+
+
+@pytest.mark.parametrize("stored", [b"not json", b'{"format": 999}', b'{"format": 1, "sections": {}}',
+                                    b'{"format": 1, "computed_at": "2026-01-01T00:00:00", "sections": '
+                                    b'{"backlog": [["regular"]]}}'])
+def test_unreadable_kept_figures_are_computed_again(office, keeping, stored):
+    key = figures._key(hq(office), True)
+    figures._store().set(key, stored, 300)
+    assert figures.dashboard(hq(office)).dashboard == queries.dashboard(hq(office))
+
+
+def test_a_store_that_is_down_means_computing_the_figures(office, keeping):
+    keeping.extensions["nansen.report_figures"] = figures.RedisStore("redis://127.0.0.1:1/0")
+    first = figures.dashboard(hq(office))
+    add_pending_case(office)
+    assert backlog_total(figures.dashboard(hq(office)).dashboard) == backlog_total(first.dashboard) + 1
+
+
+@pytest.mark.skipif(not redis_reachable(), reason=f"no Redis reachable at {REDIS_URL} (TEST_REDIS_URL)")
+def test_workers_share_the_figures_through_redis(office, keeping, app_factory):
+    client = redis.Redis.from_url(REDIS_URL)
+    key = figures._key(hq(office), True)
+    client.delete(key)
+    try:
+        keeping.extensions["nansen.report_figures"] = figures.RedisStore(REDIS_URL)
+        shown = figures.dashboard(hq(office))
+        assert 0 < client.ttl(key) <= 300
+        assert b"HQ-" not in client.get(key)  # aggregates only: no reference
+        add_pending_case(office)
+        other = app_factory(REPORT_FIGURES_STORE=REDIS_URL, REPORT_FIGURES_MAX_AGE=300)
+        with other.app_context():
+            assert figures.dashboard(hq(office)).dashboard == shown.dashboard
+    finally:
+        client.delete(key)
