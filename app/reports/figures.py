@@ -56,17 +56,27 @@ def dashboard(f: queries.ReportFilters, *, caseworkers: bool = True, fresh: bool
     ``caseworkers=False`` (the PDF summary) kept figures with the caseworker sections serve too.
     Read-only towards the database; the caller checks the user may see ``f``'s office."""
     max_age = current_app.config.get("REPORT_FIGURES_MAX_AGE", 0)
-    store = _store() if max_age > 0 else None
-    keys = [_key(f, True)] + ([] if caseworkers else [_key(f, False)])
-    if store is not None and not fresh:
-        for key in keys:
-            kept = _load(store.get(key), f)
-            if kept is not None:
-                return kept
+    if not fresh:
+        found = kept(f, caseworkers=caseworkers)
+        if found is not None:
+            return found
     figures = Figures(queries.dashboard(f, caseworkers=caseworkers), utcnow())
-    if store is not None:
-        store.set(keys[-1], _dump(figures), max_age)
+    if max_age > 0:
+        _store().set(_key(f, caseworkers), _dump(figures), max_age)
     return figures
+
+
+def kept(f: queries.ReportFilters, *, caseworkers: bool = True) -> Figures | None:
+    """The figures kept for ``f`` if any (never computed here): with ``caseworkers`` only those
+    holding the per-caseworker sections (the page's), else those or the PDF summary's."""
+    if current_app.config.get("REPORT_FIGURES_MAX_AGE", 0) <= 0:
+        return None
+    store = _store()
+    for key in [_key(f, True)] + ([] if caseworkers else [_key(f, False)]):
+        found = _load(store.get(key), f)
+        if found is not None:
+            return found
+    return None
 
 
 def _key(f: queries.ReportFilters, caseworkers: bool) -> str:

@@ -173,14 +173,20 @@ def office_name(office_id: int | None) -> str:
 
 
 def report_html(kind: str, f: queries.ReportFilters) -> str:
-    """The HTML of a PDF report (summary or listing), from the same queries as the page. The
-    summary shows the figures the dashboard shows for these filters when they are kept
-    (``figures.dashboard``); it leaves the per-caseworker figures to the listing."""
+    """The HTML of a PDF report (summary or listing), from the same queries as the page. Both
+    show the figures the dashboard showed for these filters when they are kept (``figures``):
+    the summary all but the per-caseworker ones, which are the listing's (its Eurostat rows are
+    always read afresh)."""
     if kind == "summary":
         return summary_html(figures.dashboard(f, caseworkers=False), f)
     if kind == "listing":
-        return render_template("reports/pdf_listing.html", workload=queries.workload(f),
-                               throughput=exports.grouped(queries.throughput(f), "caseworker"),
+        # The per-caseworker figures the page showed for these filters, when they are kept.
+        page = figures.kept(f)
+        return render_template("reports/pdf_listing.html",
+                               workload=page.dashboard.workload if page else queries.workload(f),
+                               throughput=exports.grouped(page.dashboard.throughput if page else queries.throughput(f),
+                                                          "caseworker"),
+                               computed_at=page.computed_at if page else None,
                                applicants=exports.grouped(queries.eurostat_applicants(f), "month"),
                                decisions=exports.grouped(queries.eurostat_decisions(f), "quarter"), **_pdf_context(f))
     raise KeyError(kind)

@@ -129,6 +129,29 @@ def test_the_pdf_summary_shows_the_figures_the_dashboard_showed(office, keeping,
     assert f"Figures computed at {shown.computed_at:%Y-%m-%d %H:%M} UTC" in pdf_text(made.content)
 
 
+def test_the_pdf_listing_shows_the_caseworker_figures_the_dashboard_showed(office, keeping, make_user, monkeypatch):
+    supervisor = make_user("supervisor", username="sup")
+    shown = figures.dashboard(hq(office))
+    fresh_listing = services.report_html("listing", hq(office))
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the listing queried the caseworker figures again")
+
+    monkeypatch.setattr(services.queries, "workload", not_again)
+    monkeypatch.setattr(services.queries, "throughput", not_again)
+    made = services.export_report("listing", hq(office), acting_user=supervisor)
+    text = pdf_text(made.content)
+    assert f"Figures computed at {shown.computed_at:%Y-%m-%d %H:%M} UTC" in text
+    assert "Alice Worker" in text and "Alice Worker" in fresh_listing
+
+
+def test_the_summary_alone_keeps_no_caseworker_figures_for_the_listing(office, keeping):
+    """Figures kept by a summary export lack the caseworker sections: the listing reads those."""
+    figures.dashboard(hq(office), caseworkers=False)
+    assert figures.kept(hq(office)) is None
+    assert figures.kept(hq(office), caseworkers=False) is not None
+
+
 @pytest.mark.parametrize("stored", [b"not json", b'{"format": 999}', b'{"format": 1, "sections": {}}',
                                     b'{"format": 1, "computed_at": "2026-01-01T00:00:00", "sections": '
                                     b'{"backlog": [["regular"]]}}'])
