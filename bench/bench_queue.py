@@ -258,14 +258,17 @@ def measure_queries(data: dict, rng: random.Random, count: int) -> dict[str, Tim
     def counts():
         queues.track_counts(rng.choice(office_ids), max_age=0)  # the query itself, never the kept copy
 
+    # Page 2 is one keyset query after page 1's last row: the cursor each office's page 1 gives
+    # is taken before timing, so the figure is that one query, like the others.
+    cursors = [(office, first.next_after) for office in office_ids
+               if (first := queues.queue(office, "regular")).next_after]
+
     def queue_page_2():
-        office = rng.choice(office_ids)
-        first = queues.queue(office, "regular")
-        if first.next_after:
-            queues.queue(office, "regular", after=first.next_after)
+        office, after = rng.choice(cursors)
+        queues.queue(office, "regular", after=after)
 
     results = interleaved({"get_by_key": get_by_key, "queue_track": queue_track, "queue_all": queue_all,
-                           "my_cases": my_cases, "track_counts": counts, "queue_p1_p2": queue_page_2}, count)
+                           "my_cases": my_cases, "track_counts": counts, "queue_p2": queue_page_2}, count)
     db.session.rollback()
     return results
 
@@ -382,7 +385,7 @@ def report(args, dialect: str, data: dict, queries: dict[str, Timing], pages: di
 
     query_line("queue_track", "W4 queue query, one track, 50 (ms)")
     query_line("queue_all", "W4 queue query, all tracks, 50 (ms)")
-    query_line("queue_p1_p2", "W4 queue query, pages 1+2 (keyset) (ms)")
+    query_line("queue_p2", "W4 queue query, page 2 (keyset) (ms)")
     query_line("my_cases", "W4 my_cases query, 50 (ms)")
     query_line("track_counts", "W4 per-track counts, uncached (GROUP BY) (ms)")
     bare, layout = pages["bare_page"], pages["bare_layout"]

@@ -265,7 +265,7 @@ def run_w4(context: Context) -> list[Row]:
     rows = []
     for name, label in [("queue_track", "W4 queue query, one track, 50 rows"),
                         ("queue_all", "W4 queue query, all tracks, 50 rows"),
-                        ("queue_p1_p2", "W4 queue query, pages 1+2 (keyset)"),
+                        ("queue_p2", "W4 queue query, page 2 (keyset)"),
                         ("my_cases", "W4 my_cases query, 50 rows"),
                         ("track_counts", "W4 per-track counts, uncached")]:
         t = queries[name]
