@@ -5,28 +5,17 @@ ones, and a store that is down or holds something unreadable only means computin
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
-from sqlalchemy import event
 
 from app.extensions import db
 from app.intake.models import Case
 from app.reports import figures, queries, services
+from tests.conftest import captured_statements
+from tests.functional.test_rate_limit_shared import REDIS_URL, redis_reachable
 from tests.integration.test_report_queries import hq, pdf_text, staff, world  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("world")  # the caseload of test_report_queries
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def redis_reachable() -> bool:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except (redis.RedisError, OSError):
-        return False
-    return True
 
 
 @pytest.fixture
@@ -34,23 +23,6 @@ def keeping(app):
     app.config["REPORT_FIGURES_MAX_AGE"] = 300
     yield app
     app.config["REPORT_FIGURES_MAX_AGE"] = 0
-
-
-class Queries:
-    """Counts the statements sent to the database while active."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __enter__(self):
-        event.listen(db.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(db.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *args):
-        self.count += 1
 
 
 def add_pending_case(office):
@@ -71,9 +43,9 @@ def test_kept_figures_come_back_equal_to_the_computed_ones(office, keeping):
     assert computed.backlog and computed.flow and computed.decision_times and computed.recognition \
         and computed.workload and computed.throughput and computed.late_registrations  # every section has rows
     first = figures.dashboard(hq(office))
-    with Queries() as seen:
+    with captured_statements() as seen:
         again = figures.dashboard(hq(office))
-    assert seen.count == 0
+    assert seen == []
     assert again.dashboard == computed == first.dashboard
     assert again.computed_at == first.computed_at
 
