@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, JSON, LargeBinary, String
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, JSON, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 
@@ -152,9 +152,12 @@ class PersonMatchKey(db.Model):
     """Blind-indexed duplicate-detection keys (app/intake/matching.py makes them)."""
 
     __tablename__ = "person_match_key"
+    # The duplicate check reads (key, person_id) for a registration's keys: from this index alone
+    # (index-only on PostgreSQL, a covering index on SQLite), never the table (migration 0012).
+    __table_args__ = (Index("ix_person_match_key_key_person", "key", "person_id"),)
 
     person_id: Mapped[str] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True, index=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
 
 
 class DocumentNumberIndex(db.Model):
