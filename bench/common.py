@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -169,6 +170,19 @@ def payloads(count: int, seed: int, today: date) -> list[dict]:
             "persons": people,
         })
     return out
+
+
+# Stamped per run: a kept database (--reuse) already holds the bare rows of earlier runs, and a
+# reference must be unique. Prefix (3) + "-" + stamp (6) + serial (10) = 20, the column's length.
+_RUN_STAMP = f"{int(time.time()) % 1_000_000:06d}"
+BARE_REFERENCE_PREFIXES = ("BW1-", "BH1-", "BW2-")
+
+
+def bare_references(prefix: str) -> Iterator[str]:
+    """References for the bare rows a baseline inserts (``prefix`` one of BARE_REFERENCE_PREFIXES),
+    unique across runs on one kept database."""
+    assert prefix in BARE_REFERENCE_PREFIXES
+    return (f"{prefix}{_RUN_STAMP}{n:010d}" for n in range(10**10))
 
 
 def bare_case_rows(payload: dict, office_id: int, received_by_id: int, reference: str) -> tuple[dict, list[dict]]:

@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import PASSWORD, Row, percentile, verdict  # noqa: E402
+from bench.common import BARE_REFERENCE_PREFIXES, PASSWORD, Row, percentile, verdict  # noqa: E402
 
 CLASSES = ("read", "update", "intake", "report")
 P95_RATIO_TARGET = 2.0          # W10: p95 <= 2x the same mix on bare endpoints
@@ -564,11 +564,12 @@ def prepare(app, clients: int, seed: int) -> World:
                 chosen.append(pick)
         world = World(offices=offices, cases={}, references={}, others={}, registrar={}, tracks=[])
         for office in offices:
-            # Not the bare rows the W1/W2 baselines insert into a kept database (references BW1-,
-            # BW2-): their people have no sections, which no registration can make, so an edit of
-            # one is refused (422) as the incomplete record it is.
-            rows = db.session.execute(select(Case.id, Case.reference).where(
-                Case.office_id == office, Case.reference.not_like("BW%")).order_by(Case.id).limit(20_000)).all()
+            # Not the bare rows the W1/W2 baselines insert into a kept database: their people have
+            # no sections, which no registration can make, so an edit of one is refused (422) as
+            # the incomplete record it is.
+            not_bare = [Case.reference.not_like(f"{prefix}%") for prefix in BARE_REFERENCE_PREFIXES]
+            rows = db.session.execute(select(Case.id, Case.reference).where(Case.office_id == office, *not_bare)
+                                      .order_by(Case.id).limit(20_000)).all()
             rng.shuffle(rows)
             world.cases[office] = [r.id for r in rows[:3000]]
             world.references[office] = [r.reference for r in rows[:3000]]

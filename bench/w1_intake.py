@@ -19,7 +19,8 @@ adds the same case and person rows through the ORM and commits, then redirects.
 
 from __future__ import annotations
 
-from bench.common import PASSWORD, Context, Row, bare_case_rows, interleaved, payloads, registrar_of, verdict
+from bench.common import (PASSWORD, Context, Row, bare_case_rows, bare_references, interleaved, payloads, registrar_of,
+                          verdict)
 
 THROUGHPUT_TARGET = 0.50  # >= 50% of the bare ORM insert throughput
 P95_TARGET = 2.0          # p95 <= 2x the bare insert's p95
@@ -53,10 +54,10 @@ def run(context: Context) -> list[Row]:
                 services.register_claim(payload, acting_user=officer,
                                         duplicate_decisions=dict.fromkeys(range(len(payload["persons"])), "new"))
 
-        serial = iter(range(10**9))
+        serial = bare_references("BW1-")
 
         def bare_insert(payload):
-            case_row, person_rows = bare_case_rows(payload, office_id, user_id, f"BW1-{next(serial):012d}")
+            case_row, person_rows = bare_case_rows(payload, office_id, user_id, next(serial))
             case = Case(**case_row)
             db.session.add(case)
             for row in person_rows:
@@ -105,7 +106,7 @@ def run_http(context: Context, count: int) -> list[Row]:
     items = payloads(2 * count + 20, context.seed + 3, context.today)
     warm, ours, bare = items[:20], items[20:20 + count], items[20 + count:]
     app = context.make_app()  # fresh: the bare route can still be added
-    serial = iter(range(10**9))
+    serial = bare_references("BH1-")
 
     @requires(Permission.CASE_REGISTER)
     def bare_register(n: int):
@@ -113,7 +114,7 @@ def run_http(context: Context, count: int) -> list[Row]:
 
         request.form.to_dict(flat=False)  # the same form parsed, as the real view does
         case_row, person_rows = bare_case_rows(items[n], current_user.office_id, current_user.id,
-                                               f"BH1-{next(serial):012d}")
+                                               next(serial))
         db.session.add(Case(**case_row))
         for row in person_rows:
             db.session.add(Person(**row))

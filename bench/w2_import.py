@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from bench.common import Context, Row, bare_case_rows, payloads, registrar_of, verdict
+from bench.common import Context, Row, bare_case_rows, bare_references, payloads, registrar_of, verdict
 
 TIME_RATIO_TARGET = 10.0   # <= 10x the raw bulk insert time
 SANITY_RATE = 4_000        # claims/s
@@ -37,8 +37,9 @@ def run(context: Context) -> list[Row]:
         officer = registrar_of()
         office_id, user_id = officer.office_id, officer.id
         case_rows, person_rows = [], []
-        for n, payload in enumerate(items):
-            case, people = bare_case_rows(payload, office_id, user_id, f"BW2-{n:012d}")
+        references = bare_references("BW2-")
+        for payload in items:
+            case, people = bare_case_rows(payload, office_id, user_id, next(references))
             case_rows.append(case)
             person_rows.extend(people)
 
