@@ -539,6 +539,7 @@ def prepare(app, clients: int, seed: int) -> World:
     from app.auth.models import User
     from app.auth.passwords import hash_password
     from app.db_types import utcnow
+    from app.decisions.models import Interview
     from app.extensions import db
     from app.intake.models import Case
 
@@ -582,10 +583,15 @@ def prepare(app, clients: int, seed: int) -> World:
             user.password_hash = hash_password(PASSWORD) if user is chosen[0] else password_hash
             own = db.session.execute(select(Case.id, Case.status).where(
                 Case.assigned_to_id == user.id, Case.status.in_(open_statuses))).all()
+            # Slots after the caseworker's latest interview: a kept database holds an earlier
+            # soak's bookings, and booking one of those times again is rightly refused (422).
+            latest = db.session.scalar(select(func.max(Interview.starts_at)).where(Interview.interviewer_id == user.id))
+            days_booked = 0 if latest is None else (latest.date() - date.today()).days - SLOT_DAYS_AHEAD + 1
+            first_slot = max(0, days_booked * 3)
             accounts["caseworker"].append(Account(
                 user.username, "caseworker", user.id, user.office_id,
                 interviewable=[c.id for c in own if c.status in open_statuses[:3]],
-                draftable=[c.id for c in own if c.status in open_statuses[2:]]))
+                draftable=[c.id for c in own if c.status in open_statuses[2:]], slot=itertools.count(first_slot)))
         made = [("registration_officer", "reg", clients, False), ("supervisor", "sup", max(2, clients // 2), True),
                 ("auditor", "aud", 1, False), ("admin", "adm", 1, True)]
         for role, short, count, mfa in made:
@@ -677,10 +683,13 @@ class Target:
         getattr(self, "op_" + operation)(rng, record)
 
 
+SLOT_DAYS_AHEAD = 200
+
+
 def _interview_slot(account: Account) -> tuple[str, str]:
     """A time nobody else books: each caseworker's own interviews, three a day, months ahead."""
     n = next(account.slot)
-    day = date.today() + timedelta(days=200 + n // 3)
+    day = date.today() + timedelta(days=SLOT_DAYS_AHEAD + n // 3)
     return day.isoformat(), f"{8 + 3 * (n % 3):02d}:00"
 
 
