@@ -29,6 +29,7 @@ import typing
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 
 from flask import current_app
 
@@ -86,6 +87,7 @@ def _key(f: queries.ReportFilters, caseworkers: bool) -> str:
 
 # -- JSON, section by section ------------------------------------------------------------------------
 
+@cache
 def _section_types() -> dict[str, type]:
     """Dashboard field -> its row dataclass (from the annotations: ``list[Row]`` or ``list[Row] | None``)."""
     hints = typing.get_type_hints(queries.Dashboard, vars(queries))
@@ -126,13 +128,19 @@ def _load(stored: str | bytes | None, f: queries.ReportFilters) -> Figures | Non
         return None
 
 
-def _row(row_type: type, values: list):
-    fields = dataclasses.fields(row_type)
-    if len(values) != len(fields):
-        raise ValueError("kept row has another shape")
+@cache
+def _date_columns(row_type: type) -> tuple[bool, ...]:
+    """For each field of ``row_type``, whether it holds a date (read once per type, not per row)."""
     hints = typing.get_type_hints(row_type)
-    return row_type(*(date.fromisoformat(value) if hints[field.name] is date else value
-                      for field, value in zip(fields, values, strict=True)))
+    return tuple(hints[field.name] is date for field in dataclasses.fields(row_type))
+
+
+def _row(row_type: type, values: list):
+    dates = _date_columns(row_type)
+    if len(values) != len(dates):
+        raise ValueError("kept row has another shape")
+    return row_type(*(date.fromisoformat(value) if is_date else value
+                      for is_date, value in zip(dates, values, strict=True)))
 
 
 # -- where they are kept -----------------------------------------------------------------------------
