@@ -67,6 +67,10 @@ class Config:
     # take seconds to compute. Memory is per process; production keeps them in Redis.
     REPORT_FIGURES_STORE = "memory://"
     REPORT_FIGURES_MAX_AGE = 300
+    # Every report query is stopped after this long (app/reports/queries.py, read_only_snapshot):
+    # the largest office's dashboard takes about 5 s at a million cases; a query the planner got
+    # wrong must not hold a core for hours.
+    REPORT_QUERY_TIMEOUT_SECONDS = 60.0
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute;20 per hour"
     LOGIN_LIMIT_PER_ADDRESS = "20 per minute;200 per hour"
 
@@ -200,6 +204,10 @@ class ProductionConfig(Config):
         if app.debug or os.environ.get("FLASK_DEBUG", "").lower() in {"1", "true", "yes"}:
             problems.append("debug mode is on: unset FLASK_DEBUG; never run production in debug")
         checkpoint_dir = os.environ.get("AUDIT_CHECKPOINT_DIR")
+        report_timeout = _positive_seconds(os.environ.get("REPORT_QUERY_TIMEOUT_SECONDS"),
+                                           cls.REPORT_QUERY_TIMEOUT_SECONDS)
+        if report_timeout is None:
+            problems.append("REPORT_QUERY_TIMEOUT_SECONDS must be a number of seconds above 0, e.g. 60")
         if problems:
             raise ConfigurationError("Nansen refuses to start in production:\n- " + "\n- ".join(problems))
         app.config.update(
@@ -210,7 +218,20 @@ class ProductionConfig(Config):
             REPORT_FIGURES_STORE=os.environ.get("REPORT_FIGURES_STORE") or ratelimit,
             AUDIT_CHECKPOINT_DIR=checkpoint_dir or str(Path(app.instance_path) / "audit-checkpoints"),
             TRUSTED_PROXY_COUNT=int(os.environ.get("TRUSTED_PROXY_COUNT", "1")),
+            REPORT_QUERY_TIMEOUT_SECONDS=report_timeout,
         )
+
+
+def _positive_seconds(value: str | None, default: float) -> float | None:
+    """``value`` (from the environment) as seconds above 0, ``default`` when unset, None when it is
+    not such a number."""
+    if value is None or not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def _is_weak_secret(secret: str) -> bool:

@@ -48,9 +48,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
+from time import monotonic
 
+from flask import current_app
 from sqlalchemy import (Date, Float, Integer, String, and_, bindparam, case, cast, exists, extract, func, literal,
                         or_, select, union_all)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.auth.models import User
@@ -367,6 +370,19 @@ def _params(f: ReportFilters) -> dict:
 
 _snapshot: ContextVar = ContextVar("report_snapshot", default=None)
 
+# SQLite's progress handler runs every this many virtual-machine instructions: often enough to
+# stop within milliseconds of the limit, rarely enough to cost nothing measurable.
+_SQLITE_PROGRESS_INSTRUCTIONS = 10_000
+
+
+class ReportTooSlow(RuntimeError):
+    """A report query ran past ``REPORT_QUERY_TIMEOUT_SECONDS`` and the database stopped it. Nothing
+    was kept or recorded; the supervisor is asked to narrow the filters."""
+
+    def __init__(self, limit_seconds: float):
+        super().__init__(f"a report query ran past its limit of {limit_seconds:g} seconds and was stopped")
+        self.limit_seconds = limit_seconds
+
 
 @contextmanager
 def read_only_snapshot() -> Iterator[None]:
@@ -375,19 +391,53 @@ def read_only_snapshot() -> Iterator[None]:
     READ ONLY (under the default READ COMMITTED each statement would see the commits made since
     the one before); on SQLite a deferred BEGIN (app/database.py), so a report reads beside the
     writers instead of holding the write lock for its whole length (the dashboard took 0.5-2 s
-    of it under the W10 mixed load). Nested blocks share the outer one."""
+    of it under the W10 mixed load). Nested blocks share the outer one.
+
+    Every statement in the block is stopped after ``REPORT_QUERY_TIMEOUT_SECONDS`` (PostgreSQL:
+    ``SET LOCAL statement_timeout``; SQLite: a progress handler that interrupts it) and the block
+    raises ReportTooSlow: a query the planner got wrong must not hold a core for hours (one ran
+    for 1 h 53 min at a million cases before this limit)."""
     if _snapshot.get() is not None:
         yield
         return
+    limit = float(current_app.config["REPORT_QUERY_TIMEOUT_SECONDS"])
     options: dict = {"read_only": True}
-    if db.engine.dialect.name == "postgresql":
+    postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with db.engine.connect().execution_options(**options) as connection:
+        stop = _stop_statements_after(connection, limit, postgresql)
         token = _snapshot.set(connection)
         try:
             yield
+        except OperationalError as error:
+            if _stopped_for_time(error, postgresql):
+                raise ReportTooSlow(limit) from None
+            raise
         finally:
             _snapshot.reset(token)
+            stop()
+
+
+def _stop_statements_after(connection, limit_seconds: float, postgresql: bool) -> Callable[[], None]:
+    """Arm the time limit on ``connection`` (its transaction, on PostgreSQL; the whole block's
+    wall time, on SQLite); returns what disarms it before the connection goes back to the pool."""
+    if postgresql:
+        # SET LOCAL: the limit ends with this transaction, so it never follows the pooled
+        # connection into another request's work.
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(limit_seconds * 1000))}")
+        return lambda: None
+    sqlite_connection = connection.connection.driver_connection
+    deadline = monotonic() + limit_seconds
+    sqlite_connection.set_progress_handler(lambda: monotonic() > deadline,
+                                           _SQLITE_PROGRESS_INSTRUCTIONS)
+    return lambda: sqlite_connection.set_progress_handler(None, 0)
+
+
+def _stopped_for_time(error: OperationalError, postgresql: bool) -> bool:
+    if postgresql:
+        return getattr(error.orig, "sqlstate", None) == "57014"  # query_canceled
+    return "interrupted" in str(error.orig)
 
 
 def _rows(stmt, f: ReportFilters) -> Sequence:

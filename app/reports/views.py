@@ -16,7 +16,7 @@ from flask_login import current_user
 from app.auth.access import requires
 from app.auth.permissions import Permission
 from app.database import reads_only
-from app.reports import bp, figures, services
+from app.reports import bp, figures, queries, services
 from app.reports.forms import ReportFilterForm
 from app.reports.labels import bucket_label, nationality_label, status_label, track_labeller
 
@@ -35,6 +35,13 @@ def _render(status: int, form: ReportFilterForm, *, track_label=None, **context)
                            bucket_label=bucket_label, nationality_label=nationality_label, **context), status
 
 
+def _too_slow(form: ReportFilterForm, stopped: queries.ReportTooSlow):
+    """503: the database stopped a report query at its time limit; nothing was exported or
+    recorded. The page says so and keeps the filters, so the supervisor can narrow them."""
+    response, status = _render(503, form, d=None, view=None, too_slow_seconds=stopped.limit_seconds)
+    return response, status, {"Retry-After": "60"}
+
+
 @bp.get("/")
 @reads_only
 @requires(Permission.REPORTS_VIEW)
@@ -42,7 +49,10 @@ def dashboard():
     form = _form()
     if not form.validate():
         return _render(400, form, d=None, view=None)
-    kept = figures.dashboard(form.filters(), fresh=request.args.get("fresh") == "1")
+    try:
+        kept = figures.dashboard(form.filters(), fresh=request.args.get("fresh") == "1")
+    except queries.ReportTooSlow as stopped:
+        return _too_slow(form, stopped)
     d = kept.dashboard
     track_label = track_labeller()  # one read of the ruleset for the whole page
     return _render(200, form, d=d, view=services.dashboard_view(d, track_label), query_args=form.query_args(),
@@ -61,6 +71,8 @@ def export(kind: str):
         made = services.export_report(kind, form.filters(), acting_user=current_user._get_current_object())
     except services.ReportRefused:
         abort(403)
+    except queries.ReportTooSlow as stopped:
+        return _too_slow(form, stopped)
     response = Response(made.content, mimetype=made.mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{made.filename}"'
     response.headers["Cache-Control"] = "no-store"

@@ -25,7 +25,7 @@ PRODUCTION_ENVIRONMENT = {
     "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
 }
 ENVIRONMENT_NAMES = (*PRODUCTION_ENVIRONMENT, "NANSEN_KEK_FILE", "FLASK_DEBUG", "AUDIT_CHECKPOINT_DIR",
-                     "TRUSTED_PROXY_COUNT", "NANSEN_ENV")
+                     "TRUSTED_PROXY_COUNT", "NANSEN_ENV", "REPORT_QUERY_TIMEOUT_SECONDS")
 
 
 @pytest.fixture
@@ -170,6 +170,21 @@ def test_production_reads_the_key_encryption_key_from_a_file(production_environm
     assert start(ProductionConfig, tmp_path).config["NANSEN_KEK"] == GOOD_KEK
     production_environment.setenv("NANSEN_KEK_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigurationError, match="NANSEN_KEK_FILE cannot be read"):
+        start(ProductionConfig, tmp_path)
+
+
+def test_production_report_query_limit_defaults_and_reads_the_environment(production_environment, tmp_path):
+    """Report queries are stopped after 60 s unless REPORT_QUERY_TIMEOUT_SECONDS says otherwise."""
+    assert start(ProductionConfig, tmp_path).config["REPORT_QUERY_TIMEOUT_SECONDS"] == 60.0
+    production_environment.setenv("REPORT_QUERY_TIMEOUT_SECONDS", "12.5")
+    assert start(ProductionConfig, tmp_path).config["REPORT_QUERY_TIMEOUT_SECONDS"] == 12.5
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
+def test_production_refuses_a_report_query_limit_that_is_not_positive_seconds(production_environment, tmp_path,
+                                                                             value):
+    production_environment.setenv("REPORT_QUERY_TIMEOUT_SECONDS", value)
+    with pytest.raises(ConfigurationError, match="REPORT_QUERY_TIMEOUT_SECONDS must be a number of seconds"):
         start(ProductionConfig, tmp_path)
 
 
