@@ -11,7 +11,7 @@ import pytest
 
 from app.extensions import db
 from app.reports import queries
-from tests.functional.test_report_pages import caseload, export_events  # noqa: F401 - fixture
+from tests.functional.test_report_pages import caseload, export_events  # noqa: F401 - caseload is a fixture
 
 # Counts to twenty million, one row at a time: seconds of work on either database, so only the
 # limit can stop it within the test's limit of a fraction of a second. If the limit did not
@@ -75,7 +75,8 @@ def runaway_backlog(monkeypatch, limited):
     monkeypatch.setattr(queries, "backlog", lambda f: run_in_report_snapshot(RUNAWAY))
 
 
-def test_the_dashboard_says_the_report_was_stopped(signed_in, caseload, runaway_backlog):
+@pytest.mark.usefixtures("caseload")
+def test_the_dashboard_says_the_report_was_stopped(signed_in, runaway_backlog):
     browser, _user = signed_in("supervisor")
     response = browser.get("/reports/?track=regular")
     html = response.get_data(as_text=True)
@@ -87,7 +88,8 @@ def test_the_dashboard_says_the_report_was_stopped(signed_in, caseload, runaway_
 
 
 @pytest.mark.parametrize("kind", ["backlog", "summary"])
-def test_an_export_stopped_at_the_limit_records_nothing(signed_in, caseload, runaway_backlog, kind):
+@pytest.mark.usefixtures("caseload")
+def test_an_export_stopped_at_the_limit_records_nothing(signed_in, runaway_backlog, kind):
     browser, _user = signed_in("supervisor")
     token = browser.csrf("/auth/account")
     response = browser.client.post(f"/reports/export/{kind}", data={"csrf_token": token})
