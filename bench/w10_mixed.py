@@ -227,6 +227,40 @@ def shared_and_private_mb(pid: int) -> tuple[float, float] | None:
     return values["Pss"], values.get("Private_Clean", 0.0) + values.get("Private_Dirty", 0.0)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far (/proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds the server's workers and this client process used while a phase was driven."""
+
+    server: float = 0.0
+    client: float = 0.0
+
+    def __add__(self, other: CpuUse) -> CpuUse:
+        return CpuUse(self.server + other.server, self.client + other.client)
+
+
+def driven(server: Gunicorn, drive_it) -> tuple[object, float, CpuUse]:
+    """Run ``drive_it()`` against ``server``: (its result, wall seconds, CPU used)."""
+    server_before, client_before = cpu_seconds(server.worker_pids()), time.process_time()
+    started = time.perf_counter()
+    result = drive_it()
+    elapsed = time.perf_counter() - started
+    used = CpuUse(cpu_seconds(server.worker_pids()) - server_before, time.process_time() - client_before)
+    return result, elapsed, used
+
+
 def children(pid: int) -> list[int]:
     found = []
     try:
@@ -1012,18 +1046,17 @@ def delete_bare_rows(url: str) -> int:
 
 
 def bare_phase(url: str, workdir: Path, world: World, payloads: list[dict], clients: int, seconds: float,
-               seed: int, name: str) -> tuple[Recorder, float, Counter]:
+               seed: int, name: str) -> tuple[Recorder, float, Counter, CpuUse]:
     env = {**os.environ, "BARE_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     server = Gunicorn(name, "bench.bare_app:app", env, workdir)
     try:
         server.wait_ready("/bare/ping")
-        started = time.perf_counter()
-        record = drive(BareTarget(server.port, world, payloads), clients, seconds, seed)
-        elapsed = time.perf_counter() - started
+        record, elapsed, cpu = driven(server, lambda: drive(BareTarget(server.port, world, payloads), clients,
+                                                            seconds, seed))
     finally:
         server.stop()
         delete_bare_rows(url)
-    return record, elapsed, server.problems()
+    return record, elapsed, server.problems(), cpu
 
 
 def measure(url: str, workdir: Path, make_app, seconds: float, clients: int, seed: int,
@@ -1036,8 +1069,8 @@ def measure(url: str, workdir: Path, make_app, seconds: float, clients: int, see
     warmup = min(15.0, seconds / 10)
     log(f"  W10: {clients} clients, {WORKERS} gunicorn workers; bare {bare_seconds / 2:.0f} s, "
         f"Nansen {seconds:.0f} s, bare {bare_seconds / 2:.0f} s")
-    bare_a, elapsed_a, problems_a = bare_phase(url, workdir, world, payloads, clients, bare_seconds / 2, seed,
-                                               "bare-a")
+    bare_a, elapsed_a, problems_a, cpu_a = bare_phase(url, workdir, world, payloads, clients, bare_seconds / 2,
+                                                      seed, "bare-a")
     server = Gunicorn("nansen", "wsgi:app", production_env(url, workdir, REDIS_DB), workdir)
     sampler = MemorySampler(server)
     try:
@@ -1050,25 +1083,41 @@ def measure(url: str, workdir: Path, make_app, seconds: float, clients: int, see
         sampler.started = time.perf_counter()
         sampler.start()
         record = Recorder()
-        started = time.perf_counter()
-        drive(NansenTarget(server.port, world, forms), clients, seconds, seed, record)
-        elapsed = time.perf_counter() - started
+        _record, elapsed, cpu = driven(server, lambda: drive(NansenTarget(server.port, world, forms), clients,
+                                                             seconds, seed, record))
         sampler.stop()
     finally:
         server.stop()
     nansen_problems = server.problems()
-    bare_b, elapsed_b, problems_b = bare_phase(url, workdir, world, payloads, clients, bare_seconds / 2, seed + 1,
-                                               "bare-b")
+    bare_b, elapsed_b, problems_b, cpu_b = bare_phase(url, workdir, world, payloads, clients, bare_seconds / 2,
+                                                      seed + 1, "bare-b")
     # Each half's times count from its own start: one warm-up threshold serves both.
     bare = summarise(bare_a.samples + bare_b.samples, elapsed_a + elapsed_b, min(15.0, bare_seconds / 20))
     return {"nansen": summarise(record.samples, elapsed, warmup), "bare": bare, "record": record,
             "bare_records": (bare_a, bare_b), "memory": sampler.workers, "pss_uss": sampler.final,
             "warmup": warmup, "seconds": seconds, "bare_seconds": bare_seconds, "clients": clients,
-            "problems": nansen_problems, "bare_problems": problems_a + problems_b, "idle": idle}
+            "problems": nansen_problems, "bare_problems": problems_a + problems_b, "idle": idle,
+            "cpu": cpu, "bare_cpu": cpu_a + cpu_b, "all_requests": len(record.samples),
+            "all_bare_requests": len(bare_a.samples) + len(bare_b.samples)}
 
 
 def _ms(value: float) -> str:
     return f"{value:.1f}"
+
+
+def cpu_note(found: dict) -> str:
+    """CPU per request of the server's workers and of this client, Nansen and bare: with every
+    worker busy, latency follows the CPU a request costs, so this says where a p95 ratio comes from."""
+    if "cpu" not in found:
+        return ""
+
+    def per_request(seconds: float, requests: int) -> str:
+        return f"{seconds * 1000 / requests:.1f}" if requests else "?"
+
+    ours, bare = found["cpu"], found["bare_cpu"]
+    n, b = found["all_requests"], found["all_bare_requests"]
+    return (f"; CPU per request: server {per_request(ours.server, n)} ms (bare {per_request(bare.server, b)}), "
+            f"this client {per_request(ours.client, n)} ms (bare {per_request(bare.client, b)})")
 
 
 def rows(found: dict) -> list[Row]:
@@ -1083,7 +1132,8 @@ def rows(found: dict) -> list[Row]:
             f"workers; p50 {_ms(nansen.overall['p50'])} / p99 {_ms(nansen.overall['p99'])} ms "
             f"(bare {_ms(bare.overall['p50'])} / {_ms(bare.overall['p99'])}); sanity p95 <= {P95_SANITY_MS:g} ms: "
             f"{'met' if nansen.overall['p95'] <= P95_SANITY_MS else 'not met'}; {nansen.refused} expected refusals "
-            f"(409: edit conflict or duplicate step); latencies after a {found['warmup']:.0f} s warm-up")
+            f"(409: edit conflict or duplicate step); latencies after a {found['warmup']:.0f} s warm-up"
+            + cpu_note(found))
     out = [Row(f"W10 mixed load under gunicorn, {minutes:.0f} min: p95 (ms)", _ms(nansen.overall["p95"]),
                _ms(bare.overall["p95"]), f"{ratio:.1f}", f"0 errors; p95<={P95_RATIO_TARGET:g}x bare", verdict(ok),
                note)]

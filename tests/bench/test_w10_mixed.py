@@ -4,8 +4,10 @@ POSTs. No server, no timing assertions."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import time
 
 import pytest
 
@@ -145,3 +147,18 @@ def test_pool_hands_each_account_to_one_client_at_a_time():
     assert {first.username, second.username} == {"u0", "u1"}
     pool.give(first)
     assert pool.take(rng) is first
+
+
+def test_cpu_note_gives_cpu_per_request_of_server_and_client():
+    found = {"cpu": w.CpuUse(server=30.0, client=2.0), "bare_cpu": w.CpuUse(3.0, 1.0) + w.CpuUse(1.0, 1.0),
+             "all_requests": 1000, "all_bare_requests": 2000}
+    assert w.cpu_note(found) == ("; CPU per request: server 30.0 ms (bare 2.0), this client 2.0 ms (bare 1.0)")
+    assert w.cpu_note({}) == ""
+
+
+def test_cpu_seconds_reads_the_processes_own_accounting():
+    spent = time.process_time()
+    while time.process_time() - spent < 0.05:
+        pass
+    assert w.cpu_seconds([os.getpid()]) >= 0.05
+    assert w.cpu_seconds([2 ** 22 + 1]) == 0.0  # no such process: nothing counted, no error
