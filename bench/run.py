@@ -35,11 +35,14 @@ import argparse
 import os
 import platform
 import random
+import re
 import sqlite3
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -374,19 +377,63 @@ def print_table(rows: list[Row]) -> None:
             print(f"    {r.sanity}")
 
 
-def write_doc(kind: str, command: str, description: list[str], rows: list[Row]) -> None:
+def write_doc(kind: str, command: str, description: list[str], rows: list[Row],
+              ran: Sequence[str] = WORKLOADS) -> None:
+    """Replace section ``kind`` of docs/performance.md with this run. The rows of workloads this
+    run did not measure (``--only``) are carried over from the section's earlier run, marked with
+    that run's date, so a partial re-run never drops a measured row."""
     start, end = f"<!-- bench:{kind} -->", f"<!-- /bench:{kind} -->"
-    section = "\n".join([start, f"## {kind}", "", f"`{command}`", "", *description, "", *table(rows), end])
     head = ("# Performance: measured\n\nWritten by `bench/run.py` (targets and workloads: PERFORMANCE.md). "
             "Every ratio is against a baseline measured in the same run on the same machine and data; "
             "absolute figures are beside it for sanity. A report, not a test: machines are noisy.\n")
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else head
-    if start in text and end in text:
+    earlier = text.split(start, 1)[1].split(end, 1)[0] if start in text and end in text else ""
+    ran = {*ran, *(workload_of(row) for row in rows)}  # a step may measure more than it was asked for
+    rows = in_workload_order([*rows, *carried_rows(earlier, ran)])
+    section = "\n".join([start, f"## {kind}", "", f"`{command}`", "", *description, "", *table(rows), end])
+    if earlier:
         before, rest = text.split(start, 1)
         text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOC.write_text(text, encoding="utf-8")
+
+
+_WORKLOAD_OF_ROW = re.compile(r"^(W\d+|M\d+)\b")
+_RUN_DATE = re.compile(r"^- date: (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", re.M)
+CARRIED = "carried over from the run of"
+
+
+def workload_of(row: Row) -> str | None:
+    found = _WORKLOAD_OF_ROW.match(row.workload)
+    return found.group(1) if found else None
+
+
+def carried_rows(section: str, ran: Iterable[str | None]) -> list[Row]:
+    """The table rows of an earlier run's ``section`` whose workload is not in ``ran``, each noted
+    with the date of the run that measured it (a row carried before keeps its original date)."""
+    date = _RUN_DATE.search(section)
+    label = f"{CARRIED} {date.group(1) if date else 'an earlier date'}"
+    carried = []
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith(("| workload |", "|---")):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if len(cells) != 7:
+            continue
+        row = Row(*cells)
+        if workload_of(row) in {None, *ran}:
+            continue
+        if CARRIED not in row.sanity:
+            row = replace(row, sanity=f"{row.sanity}; {label}" if row.sanity else label)
+        carried.append(row)
+    return carried
+
+
+def in_workload_order(rows: list[Row]) -> list[Row]:
+    """Rows sorted by workload (W1 ... W10, M1) keeping each workload's own order."""
+    order = {name: n for n, name in enumerate(WORKLOADS)}
+    return sorted(rows, key=lambda row: order.get(workload_of(row), len(order)))
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -489,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     description = machine(context, pg_version)
     print("\n".join(description))
     if not args.no_write:
-        write_doc(args.section or args.database, command, description, rows)
+        write_doc(args.section or args.database, command, description, rows, wanted)
         print(f"written: {DOC.relative_to(ROOT)}")
     return 0
 
