@@ -180,7 +180,7 @@ _VOWEL_CLASSES = re.compile(r"[AEIU]")
 _REPEATS = re.compile(r"(.)\1+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a cached name keeps ~80 bytes less per token
 class _Token:
     text: str         # transliterated ASCII, lower case, compound parts joined
     phonetic: str     # consonant classes with vowel classes A/E/I/U
@@ -322,8 +322,15 @@ def _skeleton_of(phonetic: str) -> str:
 
 # Names repeat a great deal across a caseload (and a bulk import), and a name's tokens depend on
 # nothing else: normalising each distinct name once saves most of the work of match keys and
-# scoring. Bounded, so a long-running worker keeps a few MB at most; tokens are immutable.
-@lru_cache(maxsize=50_000)
+# scoring; tokens are immutable. Bounded by TOKEN_CACHE_SIZE: an entry keeps about 700 bytes,
+# and a long-running web worker meets ever new names (every duplicate check tokenises the
+# candidates' names), so 50,000 entries grew a worker by up to ~35 MB over hours. The common
+# names, which make the hits, fit in a few thousand entries (~3 MB). A bulk run that wants more
+# (app.demo_data) wraps the function in its own, larger cache for its duration.
+TOKEN_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=TOKEN_CACHE_SIZE)
 def _tokens(text: str | None) -> tuple[_Token, ...]:
     if not text:
         return ()
