@@ -91,6 +91,7 @@ OPERATIONS = {
     "dashboard": 1.5, "export_csv": 0.5,
 }
 WORKERS = 2 * (os.cpu_count() or 1) + 1
+
 # The KEK of config.TestingConfig: the runner fills the database with it, so production reads it.
 RUNNER_KEK = base64.b64encode(b"\x01" * 32).decode()
 
@@ -897,11 +898,14 @@ class NansenTarget(Target):
 
     def op_export_csv(self, rng, record):
         with self.using("supervisor", rng) as a:
-            today = date.today()
             kind = rng.choice(["backlog", "ageing", "weekly_flow", "decision_times", "deadlines", "workload",
                                "recognition"])
-            query = urllib.parse.urlencode({"date_from": (today - timedelta(days=181)).isoformat(),
-                                            "date_to": today.isoformat(), "office": a.office_id})
+            from app.reports.forms import default_period
+
+            # The dashboard's own filters (its default period), as its export buttons post them.
+            date_from, date_to = default_period(date.today())
+            query = urllib.parse.urlencode({"date_from": date_from.isoformat(), "date_to": date_to.isoformat(),
+                                            "office": a.office_id})
             answer = a.browser.request("POST", f"/reports/export/{kind}?{query}", [("csrf_token", a.token)])
             record("report", "export_csv", answer, (200,))
 

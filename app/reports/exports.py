@@ -58,43 +58,60 @@ def _num(value: float | None, digits: int = 1) -> float | None:
 
 # -- the tables -------------------------------------------------------------------------------------
 
-def table_rows(kind: str, f: queries.ReportFilters) -> tuple[list[str], list[list]]:
-    """(header, rows) of one CSV export."""
+# The CSV exports that are one section of the dashboard: export kind -> Dashboard field.
+DASHBOARD_SECTIONS = {"backlog": "backlog", "ageing": "ageing", "weekly_flow": "flow",
+                      "decision_times": "decision_times", "within_limit": "within_limit", "deadlines": "deadlines",
+                      "workload": "workload", "throughput": "throughput", "recognition": "recognition",
+                      "late_registrations": "late_registrations"}
+
+
+def table_rows(kind: str, f: queries.ReportFilters,
+               shown: queries.Dashboard | None = None) -> tuple[list[str], list[list]]:
+    """(header, rows) of one CSV export. A section of the dashboard is taken from ``shown`` (the
+    figures the page showed for ``f``, when they are kept) rather than queried again."""
+    field = DASHBOARD_SECTIONS.get(kind)
+    kept = getattr(shown, field) if shown is not None and field else None
+
+    def rows_of(query):
+        return kept if kept is not None else query(f)
+
     match kind:
         case "backlog":
-            return ["track", "status", "cases"], [[r.track, r.status, r.cases] for r in queries.backlog(f)]
+            return ["track", "status", "cases"], [[r.track, r.status, r.cases] for r in rows_of(queries.backlog)]
         case "ageing":
-            return ["track", "age_months", "cases"], [[r.track, r.bucket, r.cases] for r in queries.ageing(f)]
+            return ["track", "age_months", "cases"], [[r.track, r.bucket, r.cases] for r in rows_of(queries.ageing)]
         case "weekly_flow":
             return (["iso_week", "week_start", "registered", "decisions_issued", "cases_closed"],
                     [[r.iso_week, r.week_start.isoformat(), r.registered, r.decisions_issued, r.cases_closed]
-                     for r in queries.weekly_flow(f)])
+                     for r in rows_of(queries.weekly_flow)])
         case "decision_times":
             return (["track", "decisions", "median_days", "p90_days"],
-                    [[r.track, r.decisions, _num(r.median_days), _num(r.p90_days)] for r in queries.decision_times(f)])
+                    [[r.track, r.decisions, _num(r.median_days), _num(r.p90_days)]
+                     for r in rows_of(queries.decision_times)])
         case "within_limit":
             return (["track", "decisions", "with_deadline", "within_limit", "share_pct"],
                     [[r.track, r.decisions, r.with_deadline, r.within_limit, _num(r.share_pct)]
-                     for r in queries.within_limit(f)])
+                     for r in rows_of(queries.within_limit)])
         case "deadlines":
             return (["track", f"due_within_{queries.DUE_WITHIN_DAYS}_days", "overdue"],
-                    [[r.track, r.due_soon, r.overdue] for r in queries.deadlines(f)])
+                    [[r.track, r.due_soon, r.overdue] for r in rows_of(queries.deadlines)])
         case "workload":
             return (["caseworker", "open_assigned", "overdue", "decisions_issued", "decisions_per_week"],
                     [[r.caseworker, r.open_assigned, r.overdue, r.decisions_issued, _num(r.per_week, 2)]
-                     for r in queries.workload(f)])
+                     for r in rows_of(queries.workload)])
         case "throughput":
             return (["caseworker", "iso_week", "week_start", "decisions"],
-                    [[r.caseworker, r.iso_week, r.week_start.isoformat(), r.decisions] for r in queries.throughput(f)])
+                    [[r.caseworker, r.iso_week, r.week_start.isoformat(), r.decisions]
+                     for r in rows_of(queries.throughput)])
         case "recognition":
             return (["nationality", "decisions", "refugee", "subsidiary", "humanitarian", "rejected", "other",
                      "recognition_pct", "humanitarian_pct"],
                     [[r.nationality, r.decisions, r.refugee, r.subsidiary, r.humanitarian, r.rejected, r.other,
-                      _num(r.recognition_pct), _num(r.humanitarian_pct)] for r in queries.recognition(f)])
+                      _num(r.recognition_pct), _num(r.humanitarian_pct)] for r in rows_of(queries.recognition)])
         case "late_registrations":
             return (["iso_week", "week_start", "registered", "late", "share_pct"],
                     [[r.iso_week, r.week_start.isoformat(), r.registered, r.late, _num(r.share_pct)]
-                     for r in queries.late_registrations(f)])
+                     for r in rows_of(queries.late_registrations)])
         case "eurostat_applicants":
             return (["time", "citizen", "citizen_iso3", "sex", "age", "ASY_APP", "NASY_APP", "SASY_APP"],
                     [[r.month, eurostat_citizen(r.citizen), r.citizen, eurostat_sex(r.sex), r.age_group, r.applicants,

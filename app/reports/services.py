@@ -85,7 +85,9 @@ def export_report(kind: str, f: queries.ReportFilters, *, acting_user) -> Export
     if spec.format == "pdf":
         content = exports.html_to_pdf(report_html(kind, f))
     else:
-        header, rows = exports.table_rows(kind, f)
+        # The figures the page showed for these filters, when kept: the export matches the screen.
+        shown = figures.kept(f)
+        header, rows = exports.table_rows(kind, f, shown.dashboard if shown else None)
         content = exports.to_csv(header, rows)
     record(EventCode.REPORT_EXPORTED, actor=acting_user, subject=("report", kind),
            details={"report": kind, "format": spec.format, "filters": f.as_dict(), "bytes": len(content)})

@@ -10,7 +10,7 @@ import redis
 
 from app.extensions import db
 from app.intake.models import Case
-from app.reports import figures, queries, services
+from app.reports import exports, figures, queries, services
 from tests.conftest import captured_statements
 from tests.functional.test_rate_limit_shared import REDIS_URL, redis_reachable
 from tests.integration.test_report_queries import hq, pdf_text, staff, world  # noqa: F401 - fixtures
@@ -115,6 +115,37 @@ def test_the_pdf_listing_shows_the_caseworker_figures_the_dashboard_showed(offic
     text = pdf_text(made.content)
     assert f"Figures computed at {shown.computed_at:%Y-%m-%d %H:%M} UTC" in text
     assert "Alice Worker" in text and "Alice Worker" in fresh_listing
+
+
+@pytest.mark.parametrize("kind", sorted(exports.DASHBOARD_SECTIONS))
+def test_a_csv_export_of_a_dashboard_section_shows_what_the_dashboard_showed(office, keeping, make_user, kind):
+    """After the page, a CSV export of one of its sections is the kept rows: equal to what the
+    section's query gave then, no report query run, even once the data has changed."""
+    supervisor = make_user("supervisor", username="sup")
+    computed = exports.table_rows(kind, hq(office))
+    figures.dashboard(hq(office))
+    add_pending_case(office)
+    with captured_statements() as seen:
+        made = services.export_report(kind, hq(office), acting_user=supervisor)
+    assert made.content == exports.to_csv(*computed)
+    assert not [s for s in seen if "asylum_case" in s or "decision" in s]  # only the audit event's statements
+
+
+def test_a_csv_export_with_nothing_kept_is_computed(office, keeping, make_user):
+    supervisor = make_user("supervisor", username="sup")
+    add_pending_case(office)
+    made = services.export_report("backlog", hq(office), acting_user=supervisor)
+    assert made.content == exports.to_csv(*exports.table_rows("backlog", hq(office)))
+    assert b"regular,registered," in made.content
+
+
+def test_the_eurostat_exports_are_always_read_afresh(office, keeping, make_user, monkeypatch):
+    supervisor = make_user("supervisor", username="sup")
+    figures.dashboard(hq(office))
+    asked = []
+    monkeypatch.setattr(exports.queries, "eurostat_applicants", lambda f: asked.append(f) or [])
+    services.export_report("eurostat_applicants", hq(office), acting_user=supervisor)
+    assert asked == [hq(office)]
 
 
 def test_the_summary_alone_keeps_no_caseworker_figures_for_the_listing(office, keeping):
