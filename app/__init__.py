@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from flask import Flask
 
 
@@ -24,17 +27,32 @@ def create_app(config_class=None) -> Flask:
     return app
 
 
+def enable_migrations(app: Flask) -> None:
+    """Set up Flask-Migrate (Alembic) on ``app``: the ``flask db`` commands, and flask_migrate's
+    upgrade() and downgrade() for the callers that migrate (the test suite, the bench). The flask
+    command gets it from create_app. Web workers never migrate (it is a deployment step), and
+    loading Alembic would cost each of them 8.6 MB of resident memory (M1), so they go without."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    from app.extensions import db
+
+    Migrate(app, db, directory=str(Path(app.root_path).parent / "migrations"), render_as_batch=True,
+            compare_type=True)
+
+
 def _init_extensions(app: Flask) -> None:
     from app.auth.sessions import ServerSideSessionInterface
     from app.database import init_database
-    from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from app.extensions import babel, csrf, db, limiter, login_manager
     from app.i18n import select_locale
 
     _import_models()
     db.init_app(app)
     init_database(app)
-    migrate.init_app(app, db, directory=str(__import__("pathlib").Path(app.root_path).parent / "migrations"),
-                     render_as_batch=True, compare_type=True)
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the flask command (flask db upgrade)
+        enable_migrations(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.config.setdefault("RATELIMIT_ENABLED", True)

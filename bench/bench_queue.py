@@ -109,8 +109,10 @@ def add_months(day: date, months: int) -> date:
 
 def build(app, cases: int, offices: int, caseworkers: int, rng: random.Random) -> dict:
     """Offices, staff and ``cases`` cases by bulk Core inserts; returns what the runs pick from."""
+    from app import enable_migrations
     from app.admin.services import initialise_keys
 
+    enable_migrations(app)
     upgrade()
     initialise_keys()
     now = datetime.now(UTC)

@@ -257,10 +257,12 @@ class Generator:
 def generate(app, n_cases: int, seed: int, today: date) -> dict[str, int]:
     from flask_migrate import upgrade
 
+    from app import enable_migrations
     from app.admin.services import initialise_keys
     from app.auth.models import Office, User
     from app.extensions import db
 
+    enable_migrations(app)
     with app.app_context():
         upgrade()
         initialise_keys()

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, event, select, text
 
-from app import create_app
+from app import create_app, enable_migrations
 from app.auth.models import Office, User
 from app.auth.passwords import hash_password
 from app.extensions import db, limiter
@@ -98,6 +98,7 @@ def make_config(database_url: str, tmp_path: Path, **overrides) -> type[TestingC
 def migrate_and_initialise(app) -> None:
     from app.admin.services import initialise_keys
 
+    enable_migrations(app)
     with app.app_context():
         upgrade()
         initialise_keys()

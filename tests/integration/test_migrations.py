@@ -19,7 +19,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, enable_migrations
 from app.auth.models import User
 from app.extensions import db
 from config import TestingConfig
@@ -35,7 +35,9 @@ POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 def migration_app(url: str, tmp_path: Path):
     config = type("MigrationTestConfig", (TestingConfig,), {
         "SQLALCHEMY_DATABASE_URI": url, "AUDIT_CHECKPOINT_DIR": str(tmp_path / "checkpoints")})
-    return create_app(config)
+    app = create_app(config)
+    enable_migrations(app)
+    return app
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
