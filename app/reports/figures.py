@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when a row's fields change: kept figures of another format are ignored
 _MEMORY_ENTRIES = 256
+CASEWORKER_SECTIONS = frozenset({"workload", "throughput"})  # what ``caseworkers=False`` leaves out
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def kept(f: queries.ReportFilters, *, caseworkers: bool = True) -> Figures | Non
         return None
     store = _store()
     for key in [_key(f, True)] + ([] if caseworkers else [_key(f, False)]):
-        found = _load(store.get(key), f)
+        found = _load(store.get(key), f, caseworkers=caseworkers)
         if found is not None:
             return found
     return None
@@ -109,9 +110,12 @@ def _dump(figures: Figures) -> str:
     return json.dumps({"format": FORMAT, "computed_at": figures.computed_at.isoformat(), "sections": sections})
 
 
-def _load(stored: str | bytes | None, f: queries.ReportFilters) -> Figures | None:
+def _load(stored: str | bytes | None, f: queries.ReportFilters, *, caseworkers: bool = True) -> Figures | None:
     """Kept figures back as a Figures, or None when there are none or they cannot be read (another
-    format, or damaged: then they are computed again, as if nothing were kept)."""
+    format, or damaged: then they are computed again, as if nothing were kept). Without
+    ``caseworkers`` the per-caseworker sections are left out (None, as ``queries.dashboard``
+    leaves them): the PDF summary does not show them, and at a million cases the weeks of 400
+    caseworkers are most of the rows (about 60 ms to rebuild, a third of the summary's time)."""
     if stored is None:
         return None
     try:
@@ -121,7 +125,8 @@ def _load(stored: str | bytes | None, f: queries.ReportFilters) -> Figures | Non
         sections = {}
         for name, row_type in _section_types().items():
             rows = document["sections"][name]
-            sections[name] = None if rows is None else [_row(row_type, values) for values in rows]
+            left_out = rows is None or (not caseworkers and name in CASEWORKER_SECTIONS)
+            sections[name] = None if left_out else [_row(row_type, values) for values in rows]
         return Figures(queries.Dashboard(filters=f, **sections), datetime.fromisoformat(document["computed_at"]))
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("kept report figures could not be read (%s); computing them again", type(exc).__name__)
@@ -139,6 +144,8 @@ def _row(row_type: type, values: list):
     dates = _date_columns(row_type)
     if len(values) != len(dates):
         raise ValueError("kept row has another shape")
+    if not any(dates):
+        return row_type(*values)
     return row_type(*(date.fromisoformat(value) if is_date else value
                       for is_date, value in zip(dates, values, strict=True)))
 

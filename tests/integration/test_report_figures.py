@@ -148,6 +148,17 @@ def test_the_eurostat_exports_are_always_read_afresh(office, keeping, make_user,
     assert asked == [hq(office)]
 
 
+def test_the_page_figures_serve_the_summary_without_their_caseworker_sections(office, keeping):
+    """The summary reads the page's kept figures without rebuilding the per-caseworker rows: what
+    it gets equals what it would compute (those sections None), and the page still gets them."""
+    page = figures.dashboard(hq(office))
+    for_summary = figures.kept(hq(office), caseworkers=False)
+    assert for_summary.dashboard == queries.dashboard(hq(office), caseworkers=False)
+    assert for_summary.dashboard.workload is None and for_summary.dashboard.throughput is None
+    assert for_summary.computed_at == page.computed_at
+    assert figures.kept(hq(office)).dashboard.throughput == page.dashboard.throughput != []
+
+
 def test_the_summary_alone_keeps_no_caseworker_figures_for_the_listing(office, keeping):
     """Figures kept by a summary export lack the caseworker sections: the listing reads those."""
     figures.dashboard(hq(office), caseworkers=False)
