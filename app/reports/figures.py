@@ -38,9 +38,10 @@ from app.reports import queries
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when a row's fields change: kept figures of another format are ignored
+FORMAT = 2  # bump when a row's fields change: kept figures of another format are ignored
 _MEMORY_ENTRIES = 256
 CASEWORKER_SECTIONS = frozenset({"workload", "throughput"})  # what ``caseworkers=False`` leaves out
+CASEWORKERS_PART = ":caseworkers"  # the key suffix their rows are kept under
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,11 @@ def dashboard(f: queries.ReportFilters, *, caseworkers: bool = True, fresh: bool
             return found
     figures = Figures(queries.dashboard(f, caseworkers=caseworkers), utcnow())
     if max_age > 0:
-        _store().set(_key(f, caseworkers), _dump(figures), max_age)
+        store, key = _store(), _key(f, caseworkers)
+        main, per_caseworker = _dump(figures)
+        if per_caseworker is not None:  # first: whoever finds the main part finds this one too
+            store.set(key + CASEWORKERS_PART, per_caseworker, max_age)
+        store.set(key, main, max_age)
     return figures
 
 
@@ -75,7 +80,9 @@ def kept(f: queries.ReportFilters, *, caseworkers: bool = True) -> Figures | Non
         return None
     store = _store()
     for key in [_key(f, True)] + ([] if caseworkers else [_key(f, False)]):
-        found = _load(store.get(key), f, caseworkers=caseworkers)
+        main = store.get(key)
+        per_caseworker = store.get(key + CASEWORKERS_PART) if caseworkers and main is not None else None
+        found = _load(main, per_caseworker, f, caseworkers=caseworkers)
         if found is not None:
             return found
     return None
@@ -100,35 +107,47 @@ def _section_types() -> dict[str, type]:
     return found
 
 
-def _dump(figures: Figures) -> str:
-    sections = {}
+def _dump(figures: Figures) -> tuple[str, str | None]:
+    """(the sections but the per-caseworker ones, the per-caseworker ones or None), as JSON: kept
+    apart, because the PDF summary does not show the per-caseworker rows, and at a million cases
+    the weeks of 400 caseworkers are most of the rows (reading them cost a third of its time)."""
+    main, per_caseworker = {}, {}
     for name in _section_types():
         rows = getattr(figures.dashboard, name)
-        sections[name] = None if rows is None else [
+        (per_caseworker if name in CASEWORKER_SECTIONS else main)[name] = None if rows is None else [
             [value.isoformat() if isinstance(value, date) else value for value in dataclasses.astuple(row)]
             for row in rows]
-    return json.dumps({"format": FORMAT, "computed_at": figures.computed_at.isoformat(), "sections": sections})
+    computed_at = figures.computed_at.isoformat()
+
+    def document(sections: dict) -> str:
+        return json.dumps({"format": FORMAT, "computed_at": computed_at, "sections": sections})
+
+    with_caseworkers = any(rows is not None for rows in per_caseworker.values())
+    return document(main), document(per_caseworker) if with_caseworkers else None
 
 
-def _load(stored: str | bytes | None, f: queries.ReportFilters, *, caseworkers: bool = True) -> Figures | None:
+def _load(main: str | bytes | None, per_caseworker: str | bytes | None, f: queries.ReportFilters, *,
+          caseworkers: bool = True) -> Figures | None:
     """Kept figures back as a Figures, or None when there are none or they cannot be read (another
-    format, or damaged: then they are computed again, as if nothing were kept). Without
-    ``caseworkers`` the per-caseworker sections are left out (None, as ``queries.dashboard``
-    leaves them): the PDF summary does not show them, and at a million cases the weeks of 400
-    caseworkers are most of the rows (about 60 ms to rebuild, a third of the summary's time)."""
-    if stored is None:
+    format, damaged, or a per-caseworker part missing or of another computation: then they are
+    computed again, as if nothing were kept). Without ``caseworkers`` the per-caseworker sections
+    are left out (None, as ``queries.dashboard`` leaves them) and their part is not read."""
+    if main is None or (caseworkers and per_caseworker is None):
         return None
     try:
-        document = json.loads(stored)
-        if document.get("format") != FORMAT:
+        documents = [json.loads(main)] + ([json.loads(per_caseworker)] if caseworkers else [])
+        if any(d.get("format") != FORMAT or d["computed_at"] != documents[0]["computed_at"] for d in documents):
             return None
+        stored = {name: rows for d in documents for name, rows in d["sections"].items()}
         sections = {}
         for name, row_type in _section_types().items():
-            rows = document["sections"][name]
-            left_out = rows is None or (not caseworkers and name in CASEWORKER_SECTIONS)
-            sections[name] = None if left_out else [_row(row_type, values) for values in rows]
-        return Figures(queries.Dashboard(filters=f, **sections), datetime.fromisoformat(document["computed_at"]))
-    except (ValueError, KeyError, TypeError) as exc:
+            if not caseworkers and name in CASEWORKER_SECTIONS:
+                sections[name] = None
+                continue
+            rows = stored[name]
+            sections[name] = None if rows is None else [_row(row_type, values) for values in rows]
+        return Figures(queries.Dashboard(filters=f, **sections), datetime.fromisoformat(documents[0]["computed_at"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("kept report figures could not be read (%s); computing them again", type(exc).__name__)
         return None
 

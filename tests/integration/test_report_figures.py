@@ -5,6 +5,8 @@ ones, and a store that is down or holds something unreadable only means computin
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -166,13 +168,48 @@ def test_the_summary_alone_keeps_no_caseworker_figures_for_the_listing(office, k
     assert figures.kept(hq(office), caseworkers=False) is not None
 
 
-@pytest.mark.parametrize("stored", [b"not json", b'{"format": 999}', b'{"format": 1, "sections": {}}',
-                                    b'{"format": 1, "computed_at": "2026-01-01T00:00:00", "sections": '
-                                    b'{"backlog": [["regular"]]}}'])
-def test_unreadable_kept_figures_are_computed_again(office, keeping, stored):
+def damaged(main: str, part: str, how: str) -> tuple[str | None, str | None]:
+    """A real kept pair (main part, per-caseworker part) damaged in one way."""
+    document = json.loads(main)
+    match how:
+        case "not json":
+            return "not json", part
+        case "another format":
+            return json.dumps({**document, "format": 999}), part
+        case "no time":
+            return json.dumps({"format": figures.FORMAT, "sections": document["sections"]}), part
+        case "row of another shape":
+            return json.dumps({**document, "sections": {**document["sections"], "backlog": [["regular"]]}}), part
+        case "part missing":
+            return main, None
+        case "part of another computation":
+            return main, json.dumps({**json.loads(part), "computed_at": "2026-01-01T00:00:00"})
+        case "part damaged":
+            return main, '{"format": 2, "computed_at": "' + document["computed_at"] + '", "sections": []}'
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["not json", "another format", "no time", "row of another shape", "part missing",
+                                 "part of another computation", "part damaged"])
+def test_unreadable_kept_figures_are_computed_again(office, keeping, how):
     key = figures._key(hq(office), True)
-    figures._store().set(key, stored, 300)
+    main, part = figures._dump(figures.dashboard(hq(office)))
+    main, part = damaged(main, part, how)
+    store = figures._store()
+    store.set(key, main, 300)
+    if part is None:
+        store._entries.pop(key + figures.CASEWORKERS_PART)
+    else:
+        store.set(key + figures.CASEWORKERS_PART, part, 300)
+    add_pending_case(office)
     assert figures.dashboard(hq(office)).dashboard == queries.dashboard(hq(office))
+
+
+def test_the_summary_does_not_read_the_per_caseworker_part(office, keeping):
+    page = figures.dashboard(hq(office))
+    figures._store()._entries.pop(figures._key(hq(office), True) + figures.CASEWORKERS_PART)
+    assert figures.kept(hq(office)) is None  # the page needs it
+    assert figures.kept(hq(office), caseworkers=False).computed_at == page.computed_at
 
 
 def test_a_store_that_is_down_means_computing_the_figures(office, keeping):
@@ -186,15 +223,16 @@ def test_a_store_that_is_down_means_computing_the_figures(office, keeping):
 def test_workers_share_the_figures_through_redis(office, keeping, app_factory):
     client = redis.Redis.from_url(REDIS_URL)
     key = figures._key(hq(office), True)
-    client.delete(key)
+    part = key + figures.CASEWORKERS_PART
+    client.delete(key, part)
     try:
         keeping.extensions["nansen.report_figures"] = figures.RedisStore(REDIS_URL)
         shown = figures.dashboard(hq(office))
-        assert 0 < client.ttl(key) <= 300
-        assert b"HQ-" not in client.get(key)  # aggregates only: no reference
+        assert 0 < client.ttl(key) <= 300 and 0 < client.ttl(part) <= 300
+        assert b"HQ-" not in client.get(key) + client.get(part)  # aggregates only: no reference
         add_pending_case(office)
         other = app_factory(REPORT_FIGURES_STORE=REDIS_URL, REPORT_FIGURES_MAX_AGE=300)
         with other.app_context():
             assert figures.dashboard(hq(office)).dashboard == shown.dashboard
     finally:
-        client.delete(key)
+        client.delete(key, part)
