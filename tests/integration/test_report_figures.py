@@ -9,10 +9,12 @@ import json
 
 import pytest
 import redis
+from flask_babel import force_locale
 
 from app.extensions import db
 from app.intake.models import Case
 from app.reports import exports, figures, queries, services
+from app.reports.labels import track_labeller
 from tests.conftest import captured_statements
 from tests.functional.test_rate_limit_shared import REDIS_URL, redis_reachable
 from tests.integration.test_report_queries import hq, pdf_text, staff, world  # noqa: F401 - fixtures
@@ -236,3 +238,27 @@ def test_workers_share_the_figures_through_redis(office, keeping, app_factory):
             assert figures.dashboard(hq(office)).dashboard == shown.dashboard
     finally:
         client.delete(key, part)
+
+
+def test_the_same_figures_in_the_same_language_draw_their_charts_once(office):
+    d = queries.dashboard(hq(office))
+    labels = track_labeller()
+    services._charts_kept.clear()
+    with force_locale("en"):
+        first = services.dashboard_charts(d, labels)
+        assert services.dashboard_charts(d, labels) is first
+        assert services.dashboard_charts(queries.dashboard(hq(office, track="regular")), labels) is not first
+    with force_locale("fr"):
+        french = services.dashboard_charts(d, labels)
+        assert french is not first and "Plus de 12 mois" in french["ageing"].svg != first["ageing"].svg
+        assert french == services._draw_dashboard_charts(d, labels)
+
+
+def test_kept_charts_are_bounded(office, monkeypatch):
+    monkeypatch.setattr(services, "_draw_dashboard_charts", lambda d, labels: {})
+    d = queries.dashboard(hq(office))
+    services._charts_kept.clear()
+    with force_locale("en"):
+        for n in range(40):
+            services.dashboard_charts(d, lambda track, n=n: f"{track} {n}")
+    assert len(services._charts_kept) == services._CHARTS_KEPT
