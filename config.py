@@ -71,8 +71,6 @@ class Config:
     # the largest office's dashboard takes about 5 s at a million cases; a query the planner got
     # wrong must not hold a core for hours.
     REPORT_QUERY_TIMEOUT_SECONDS = 60.0
-    # Give freed memory back to the system every so many requests (app/memory.py, M1); 0: never.
-    MALLOC_TRIM_EVERY_REQUESTS = 500
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute;20 per hour"
     LOGIN_LIMIT_PER_ADDRESS = "20 per minute;200 per hour"
 

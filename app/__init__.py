@@ -75,12 +75,10 @@ def _init_request_handling(app: Flask) -> None:
     from app.auth.access import init_access_control
     from app.errors import init_errors
     from app.i18n import init_i18n
-    from app.memory import init_memory_trim
     from app.navigation import init_navigation
     from app.web import init_web
 
     init_web(app)
-    init_memory_trim(app)
     init_access_control(app)
     init_errors(app)
     init_i18n(app)
