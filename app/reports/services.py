@@ -88,8 +88,10 @@ def export_report(kind: str, f: queries.ReportFilters, *, acting_user) -> Export
     if spec.format == "pdf":
         content = exports.html_to_pdf(report_html(kind, f))
     else:
-        # The figures the page showed for these filters, when kept: the export matches the screen.
-        shown = figures.kept(f)
+        # A section of the page: the figures it showed for these filters, when kept, so the export
+        # matches the screen. Only a per-caseworker section needs (and reads) that part of them.
+        section = exports.DASHBOARD_SECTIONS.get(kind)
+        shown = figures.kept(f, caseworkers=section in figures.CASEWORKER_SECTIONS) if section else None
         header, rows = exports.table_rows(kind, f, shown.dashboard if shown else None)
         content = exports.to_csv(header, rows)
     record(EventCode.REPORT_EXPORTED, actor=acting_user, subject=("report", kind),
